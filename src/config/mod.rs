@@ -1,0 +1,41 @@
+//! The configuration file: TOML schema ([`schema`]), diagnostics with file and line
+//! ([`diagnostic`]), resolution into each module's `Settings` ([`resolve`]), units
+//! ([`units`]) and the built-in demo ([`demo`]).
+//!
+//! Read by `cli` only. Parse, don't validate: what [`load`] returns cannot be invalid.
+
+pub mod demo;
+pub mod diagnostic;
+pub mod resolve;
+pub mod schema;
+pub mod units;
+
+use std::path::Path;
+
+pub use diagnostic::{Diagnostic, Diagnostics};
+
+use crate::{edge, process, telemetry};
+
+/// A whole resolved configuration: one immutable snapshot of what to run.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub edge: edge::Settings,
+    pub telemetry: telemetry::Settings,
+    pub process: process::Settings,
+}
+
+/// Reads, parses and resolves a configuration file; every problem comes back as a
+/// diagnostic with the file, line and column.
+pub fn load(path: &Path) -> Result<Config, Diagnostics> {
+    let source = std::fs::read_to_string(path).map_err(|e| {
+        Diagnostics::single(Diagnostic::file_error(path, &e))
+    })?;
+    parse(&source, path)
+}
+
+/// Parses and resolves configuration text; `path` names it in diagnostics and relative
+/// paths in it are taken from its folder.
+pub fn parse(source: &str, path: &Path) -> Result<Config, Diagnostics> {
+    let raw = schema::parse(source, path)?;
+    resolve::resolve(&raw, source, path)
+}

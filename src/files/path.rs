@@ -1,0 +1,1 @@
+//! URL path to file path (stub).

@@ -1,0 +1,12 @@
+//! HTTP vocabulary shared by the edge, files and (later) the proxy and client: the response
+//! body type, conditional requests, byte ranges, content coding and error pages.
+//!
+//! Everything here is plain functions over `http` types, tested without sockets.
+
+pub mod body;
+pub mod compress;
+pub mod conditional;
+pub mod error_page;
+pub mod range;
+
+pub use body::Body;

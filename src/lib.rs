@@ -1,0 +1,26 @@
+//! portico: one binary for the whole web edge.
+//!
+//! This crate is the library behind the `portico` binary. The module map, top to bottom in the
+//! dependency direction (imports point down this list; something lower that must reach higher
+//! sends a message over a channel instead of calling up):
+//!
+//! | layer | modules | what they hold |
+//! |---|---|---|
+//! | orchestration | [`cli`], [`process`] | subcommands; runtime, signals, graceful stop |
+//! | configuration | [`config`] | TOML schema, diagnostics with lines, resolution into `Settings`, demo |
+//! | listeners | [`edge`] | the HTTP front: connections, limits, routing, the request phases |
+//! | route work | [`files`] | a site's root folder: path safety, static files, listings |
+//! | foundations | [`http`], [`net`], [`telemetry`] | bodies, conditional requests, ranges, compression; sockets; logs |
+//!
+//! `config` is read by `cli` only and produces each module's `Settings`; no other module reads
+//! TOML. Modules that later issues add (tls, proxy, lb, cache, session, auth, dns, admin, fleet,
+//! client) slot into the same layers; see `docs/ARCHITECTURE.md`.
+
+pub mod cli;
+pub mod config;
+pub mod edge;
+pub mod files;
+pub mod http;
+pub mod net;
+pub mod process;
+pub mod telemetry;

@@ -1,0 +1,1 @@
+//! Sockets shared by every listener.

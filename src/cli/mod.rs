@@ -1,4 +1,74 @@
-//! Command line (stub).
-pub fn main() -> std::process::ExitCode {
-    std::process::ExitCode::SUCCESS
+//! The command line: one file per subcommand, each turning flags into settings and handing
+//! them to the module that does the work. The environment is read here, once.
+
+mod check;
+pub mod exit;
+mod file_server;
+mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+const EXAMPLES: &str = "\
+Examples:
+  portico serve                                  run the built-in demo on http://127.0.0.1:8080
+  portico serve -c portico.toml                  run what a configuration file names
+  portico check -c portico.toml                  validate a configuration, every error with its line
+  portico file-server --root ./public            serve a folder on http://127.0.0.1:8080
+  portico file-server --root . --listen 0.0.0.0:8000 --listing";
+
+/// portico: one binary for the whole web edge.
+#[derive(Parser, Debug)]
+#[command(name = "portico", version, about, after_help = EXAMPLES)]
+struct Cli {
+    /// Where runtime state lives (pid file, control socket, local CA, sessions, cache).
+    /// Default: $XDG_STATE_HOME/portico, else ~/.local/state/portico.
+    #[arg(long, global = true, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run every part the configuration names (the built-in demo without -c).
+    Serve(serve::Args),
+    /// Quick start: a static file server for one folder.
+    FileServer(file_server::Args),
+    /// Validate a configuration file and explain every error with its line.
+    Check(check::Args),
+}
+
+/// What the process was given by its environment, read once at start.
+pub struct Environment {
+    pub data_dir: PathBuf,
+    pub rust_log: Option<String>,
+}
+
+/// Runs the command line and returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let env = Environment {
+        data_dir: cli.data_dir.clone().unwrap_or_else(default_data_dir),
+        rust_log: std::env::var("RUST_LOG").ok(),
+    };
+    match cli.command {
+        Command::Serve(args) => serve::run(args, &env),
+        Command::FileServer(args) => file_server::run(args, &env),
+        Command::Check(args) => check::run(args),
+    }
+}
+
+/// `$XDG_STATE_HOME/portico`, else `$HOME/.local/state/portico`, else `./.portico`.
+fn default_data_dir() -> PathBuf {
+    if let Some(state) = std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(state).join("portico");
+    }
+    if let Some(home) = std::env::var_os("HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(home).join(".local/state/portico");
+    }
+    PathBuf::from(".portico")
 }

@@ -1,6 +1,20 @@
-//! The HTTP(S) front: listeners and connections, limits, routing by host and path, and the
-//! request phases that turn a request into a response.
+//! The HTTP(S) front: listeners and connections ([`server`], [`conn`]), the strict request-head
+//! gate ([`gate`]), routing by host and path ([`router`]), and the request phases that turn a
+//! request into a response ([`pipeline`]), with the handlers that live here ([`redirect`],
+//! [`respond`], [`methods`]).
+//!
+//! Called by `cli` (through `process`), which binds the sockets and builds the settings.
 
+pub mod conn;
+pub mod gate;
+pub mod methods;
+pub mod pipeline;
+pub mod redirect;
+pub mod respond;
+pub mod router;
+pub mod server;
 pub mod settings;
+pub mod tracked;
 
+pub use server::Server;
 pub use settings::{Handler, HostPattern, Limits, PathMatch, Redirect, Respond, Route, Settings, Site};

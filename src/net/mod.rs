@@ -1,1 +1,7 @@
-//! Sockets shared by every listener.
+//! Sockets and the TCP connection life cycle shared by every listener: binding listening
+//! sockets ([`listener`]), a write timeout for slow readers ([`timeout`]) and the lingering
+//! close ([`linger`]).
+
+pub mod linger;
+pub mod listener;
+pub mod timeout;

@@ -1,0 +1,315 @@
+//! One client connection, from accept to close: protocol sniffing (h2c prior knowledge or
+//! HTTP/1), the HTTP/1 keep-alive cycle with parking, and the close.
+//!
+//! HTTP/1 keep-alive without idle memory: hyper keeps about 1.2 KiB of state and two 8 KiB
+//! buffers for a connection's whole life. Here a hyper connection lives only while requests
+//! are being answered. When the last response of a burst has been produced and no request is
+//! in flight — idleness known from the request cycle, never guessed from the socket — the
+//! driver ends the hyper connection gracefully (hyper is idle, so it just stops), takes the
+//! socket back together with any bytes hyper had read ahead (a pipelined request), frees the
+//! buffers and parks on the bare socket until it turns readable or `keepalive_timeout`
+//! passes. The hyper connection is boxed so the parked task holds only the socket and a
+//! timer. Because the response head was written before the body ended, stopping hyper after
+//! the body never adds `Connection: close` to a response.
+//!
+//! Every HTTP/1 request head passes the [`Gate`](super::gate) before hyper reads it. A
+//! connection that must not be reused (the client asked to close, a body was left unread, a
+//! head was rejected, the server drains) ends with a lingering close (`net/linger.rs`).
+
+use std::future::poll_fn;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::task::Poll;
+use std::time::Duration;
+
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper::server::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+use super::gate::{Gate, HeadLimits, Rejection};
+use super::pipeline;
+use super::server::Shared;
+use super::tracked::Tracked;
+use crate::net::{linger, timeout::WriteTimeout};
+
+/// The HTTP/2 connection preface (RFC 9113 §3.4).
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// What a request needs to know about its connection.
+pub struct ConnCtx {
+    pub shared: Arc<Shared>,
+    pub peer: SocketAddr,
+    pub local: SocketAddr,
+    /// Index of the listener that accepted the connection (in `Settings::listeners`).
+    pub listener: usize,
+    pub state: ConnState,
+}
+
+/// Request accounting of one connection, shared by the driver and the requests on it.
+#[derive(Default)]
+pub struct ConnState {
+    /// Requests whose handling began on the current hyper connection.
+    started: AtomicU32,
+    /// Responses whose body ended (or was dropped) on the current hyper connection.
+    finished: AtomicU32,
+    /// Something on the connection rules out reuse (client asked to close, unread body,
+    /// an error answered with `Connection: close`).
+    close: AtomicBool,
+}
+
+impl ConnState {
+    pub fn request_started(&self) {
+        self.started.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn response_finished(&self) {
+        self.finished.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Marks the connection as not reusable.
+    pub fn close_after_response(&self) {
+        self.close.store(true, Ordering::Relaxed);
+    }
+
+    pub fn must_close(&self) -> bool {
+        self.close.load(Ordering::Relaxed)
+    }
+
+    /// True when at least one request was answered and none is in flight: the hyper
+    /// connection sits between requests.
+    fn is_idle(&self) -> bool {
+        let started = self.started.load(Ordering::Relaxed);
+        started > 0 && started == self.finished.load(Ordering::Relaxed)
+    }
+
+    fn reset(&self) {
+        self.started.store(0, Ordering::Relaxed);
+        self.finished.store(0, Ordering::Relaxed);
+    }
+}
+
+/// Serves one accepted connection until it closes.
+pub async fn serve(stream: TcpStream, peer: SocketAddr, listener: usize, shared: Arc<Shared>) {
+    let local = stream.local_addr().unwrap_or(peer);
+    let limits = shared.limits.clone();
+    let _ = stream.set_nodelay(true);
+    let ctx = Arc::new(ConnCtx {
+        shared,
+        peer,
+        local,
+        listener,
+        state: ConnState::default(),
+    });
+    match sniff(&stream, limits.header_read_timeout, &ctx).await {
+        Protocol::Http2 => {
+            serve_h2(WriteTimeout::new(stream, limits.send_timeout), ctx).await;
+            return;
+        }
+        Protocol::Http1 => {}
+        Protocol::Gone => return,
+    }
+    let head_limits = HeadLimits {
+        max_head_bytes: limits.max_header_bytes,
+        max_headers: limits.max_headers,
+        max_uri_bytes: limits.max_uri_bytes,
+    };
+    let mut gate = Gate::new(WriteTimeout::new(stream, limits.send_timeout), head_limits);
+    loop {
+        ctx.state.reset();
+        gate = match serve_h1_burst(gate, &ctx).await {
+            Some(gate) => gate,
+            None => return,
+        };
+        if let Some(rejection) = gate.rejection() {
+            reject(gate, rejection, limits.linger_timeout).await;
+            return;
+        }
+        if ctx.state.must_close() || gate.is_eof() || ctx.shared.drain.is_cancelled() {
+            linger::close(gate, limits.linger_timeout).await;
+            return;
+        }
+        if gate.has_buffered() {
+            continue;
+        }
+        gate.release_buffer();
+        if !park(gate.get_ref().get_ref(), limits.keepalive_timeout, &ctx).await {
+            return;
+        }
+    }
+}
+
+/// Which protocol the client speaks, told by its first bytes.
+enum Protocol {
+    Http1,
+    Http2,
+    Gone,
+}
+
+/// Peeks at the first bytes: the HTTP/2 preface means h2c with prior knowledge.
+async fn sniff(stream: &TcpStream, limit: Duration, ctx: &ConnCtx) -> Protocol {
+    let sniffing = async {
+        let mut buf = [0u8; H2_PREFACE.len()];
+        loop {
+            if stream.readable().await.is_err() {
+                return Protocol::Gone;
+            }
+            match stream.peek(&mut buf).await {
+                Ok(0) | Err(_) => return Protocol::Gone,
+                Ok(n) if buf[..n] == H2_PREFACE[..n] => {
+                    if n == H2_PREFACE.len() {
+                        return Protocol::Http2;
+                    }
+                    // A prefix of the preface: wait for more (bounded by the timeout).
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                Ok(_) => return Protocol::Http1,
+            }
+        }
+    };
+    tokio::select! {
+        p = tokio::time::timeout(limit, sniffing) => p.unwrap_or(Protocol::Gone),
+        _ = ctx.shared.drain.cancelled() => Protocol::Gone,
+    }
+}
+
+/// Waits on the bare socket until the next request starts. False when the connection should
+/// close instead (idle timeout, drain, error).
+async fn park(stream: &TcpStream, keepalive: Duration, ctx: &ConnCtx) -> bool {
+    tokio::select! {
+        r = stream.readable() => r.is_ok(),
+        _ = tokio::time::sleep(keepalive) => false,
+        _ = ctx.shared.drain.cancelled() => false,
+    }
+}
+
+type Io = Gate<WriteTimeout<TcpStream>>;
+
+/// Runs one hyper HTTP/1 connection until it is idle between requests, then takes the socket
+/// back. `None` when the connection failed and is gone.
+async fn serve_h1_burst(gate: Io, ctx: &Arc<ConnCtx>) -> Option<Io> {
+    let limits = &ctx.shared.limits;
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(limits.max_header_bytes.max(8192) + 8192)
+        .max_headers(limits.max_headers)
+        .keep_alive(true)
+        .half_close(false);
+    let service = Service { ctx: ctx.clone() };
+    let mut conn = Box::pin(builder.serve_connection(TokioIo::new(gate), service));
+    let mut stopping = false;
+    let result = poll_fn(|cx| {
+        loop {
+            let wants_stop = ctx.state.is_idle() || ctx.shared.drain.is_cancelled();
+            if wants_stop && !stopping {
+                stopping = true;
+                conn.as_mut().graceful_shutdown();
+            }
+            match conn.as_mut().poll_without_shutdown(cx) {
+                Poll::Pending if !stopping && ctx.state.is_idle() => continue,
+                other => return other,
+            }
+        }
+    })
+    .await;
+    match result {
+        Ok(()) => {
+            let conn = Pin::into_inner(conn);
+            let parts = conn.into_parts();
+            let mut gate = parts.io.into_inner();
+            gate.restart(&parts.read_buf);
+            Some(gate)
+        }
+        Err(e) => {
+            tracing::debug!(peer = %ctx.peer, error = %e, "HTTP/1 connection ended with an error");
+            None
+        }
+    }
+}
+
+/// Serves an HTTP/2 connection (h2c with prior knowledge) until it ends.
+async fn serve_h2(io: WriteTimeout<TcpStream>, ctx: Arc<ConnCtx>) {
+    let limits = &ctx.shared.limits;
+    let mut builder = http2::Builder::new(TokioExecutor::new());
+    builder
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(128)
+        .max_header_list_size(limits.max_header_bytes as u32)
+        .keep_alive_interval(None);
+    let service = Service { ctx: ctx.clone() };
+    let mut conn = std::pin::pin!(builder.serve_connection(TokioIo::new(io), service));
+    let mut stopping = false;
+    let idle_limit = limits.keepalive_timeout;
+    let mut idle_since = tokio::time::Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_secs(1).min(idle_limit));
+    loop {
+        tokio::select! {
+            r = conn.as_mut() => {
+                if let Err(e) = r {
+                    tracing::debug!(peer = %ctx.peer, error = %e, "HTTP/2 connection ended with an error");
+                }
+                return;
+            }
+            _ = ctx.shared.drain.cancelled(), if !stopping => {
+                stopping = true;
+                conn.as_mut().graceful_shutdown();
+            }
+            _ = tick.tick(), if !stopping => {
+                // HTTP/2 idle timeout: no stream open for keepalive_timeout.
+                let started = ctx.state.started.load(Ordering::Relaxed);
+                let finished = ctx.state.finished.load(Ordering::Relaxed);
+                if started != finished {
+                    idle_since = tokio::time::Instant::now();
+                } else if idle_since.elapsed() >= idle_limit {
+                    stopping = true;
+                    conn.as_mut().graceful_shutdown();
+                }
+            }
+        }
+    }
+}
+
+/// Answers a rejected head directly on the socket, then closes it.
+async fn reject(mut gate: Io, rejection: Rejection, linger_limit: Duration) {
+    let status = rejection.status();
+    let reason = status.canonical_reason().unwrap_or("Error");
+    let body = format!("{} {}\n", status.as_u16(), reason);
+    let head = format!(
+        "HTTP/1.1 {} {}\r\nServer: portico\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
+        status.as_u16(),
+        reason,
+        body.len(),
+        body
+    );
+    if let Rejection::Malformed(why) = rejection {
+        tracing::debug!(reason = why, "request head rejected");
+    }
+    if gate.get_mut().write_all(head.as_bytes()).await.is_ok() {
+        let _ = gate.get_mut().flush().await;
+        linger::close(gate.get_mut(), linger_limit).await;
+    }
+}
+
+/// The hyper service: every request goes through the pipeline.
+#[derive(Clone)]
+struct Service {
+    ctx: Arc<ConnCtx>,
+}
+
+impl hyper::service::Service<Request<Incoming>> for Service {
+    type Response = Response<Tracked>;
+    type Error = std::convert::Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Tracked>, Self::Error>> + Send>>;
+
+    fn call(&self, req: Request<Incoming>) -> Self::Future {
+        self.ctx.state.request_started();
+        let ctx = self.ctx.clone();
+        Box::pin(async move { Ok(pipeline::handle(ctx, req).await) })
+    }
+}

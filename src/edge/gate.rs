@@ -1,0 +1,695 @@
+//! The request-head gate: a strict check of every HTTP/1 request head before hyper sees it.
+//!
+//! hyper's parser is lenient where a front server must be strict: it accepts a request with
+//! both `Content-Length` and `Transfer-Encoding` (Transfer-Encoding wins, RFC 9112 §6.1), and
+//! its limits answer differently from what our configuration promises. Those are exactly the
+//! places where request smuggling lives, so this hand-written layer sits between the socket and
+//! hyper, holds back each request head until it is complete, checks it with `httparse`, and
+//! only then lets hyper read it. Its framing (Content-Length count, chunk-size lines) is used
+//! only to find where the next head starts; hyper still decodes bodies itself, so the two
+//! parsers must agree for a request to pass, and a disagreement ends in a rejection, never in
+//! a second request slipped past the check.
+//!
+//! A rejected head is never given to hyper: the gate records a [`Rejection`] and reports end of
+//! input, hyper finishes what it was doing, and the connection driver writes the error
+//! response itself and closes (`edge/conn.rs`).
+//!
+//! Invariants:
+//! - no byte of a head reaches hyper before the whole head passed [`check_head`];
+//! - after a rejection no further byte reaches hyper.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use bytes::{Buf, BytesMut};
+use http::StatusCode;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// Why a request head was refused, and the status that says so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejection {
+    /// Not a valid HTTP/1 request (syntax, framing, smuggling patterns): 400.
+    Malformed(&'static str),
+    /// The request target is longer than allowed: 414.
+    UriTooLong,
+    /// The head is larger, or has more fields, than allowed: 431.
+    HeadTooLarge,
+}
+
+impl Rejection {
+    /// The status code of the response that reports this rejection.
+    pub fn status(self) -> StatusCode {
+        match self {
+            Rejection::Malformed(_) => StatusCode::BAD_REQUEST,
+            Rejection::UriTooLong => StatusCode::URI_TOO_LONG,
+            Rejection::HeadTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        }
+    }
+}
+
+/// Limits the gate enforces on each head.
+#[derive(Debug, Clone, Copy)]
+pub struct HeadLimits {
+    pub max_head_bytes: usize,
+    pub max_headers: usize,
+    pub max_uri_bytes: usize,
+}
+
+/// How a checked head says its body is framed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// No body, or `Content-Length` bytes of body.
+    Length(u64),
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
+    /// The connection turns into something else after this request (Upgrade, CONNECT): the
+    /// gate stops looking at bytes.
+    Opaque,
+}
+
+/// Where the gate is in the byte stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// Waiting for a complete request head.
+    Head,
+    /// This many body bytes still belong to the current request.
+    Body(u64),
+    /// Inside a chunked body.
+    Chunked(Chunk),
+    /// No more checking (upgrade) — everything passes.
+    Opaque,
+    /// A head was refused; nothing passes any more.
+    Rejected(Rejection),
+}
+
+/// Position inside a chunked body (RFC 9112 §7.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Chunk {
+    /// Reading the hex size; `digits` seen so far.
+    Size { size: u64, digits: u8 },
+    /// After the size: extensions up to CR.
+    Extension { size: u64 },
+    /// Expecting LF after CR ending a size line.
+    SizeLf { size: u64 },
+    /// This many data bytes left.
+    Data(u64),
+    /// Expecting CR then LF after data.
+    DataCr,
+    DataLf,
+    /// In the trailer section: at the start of a line (`line_len` 0) or inside one.
+    Trailer { line_len: usize },
+    /// Expecting LF after CR in the trailer section.
+    TrailerLf { line_len: usize },
+}
+
+/// An I/O wrapper that lets a request head through only once it is complete and valid.
+pub struct Gate<S> {
+    io: S,
+    limits: HeadLimits,
+    stage: Stage,
+    /// Bytes read from the socket that hyper has not been given yet.
+    inbuf: BytesMut,
+    /// How many bytes at the front of `inbuf` are checked and may be given to hyper.
+    ready: usize,
+    /// The socket reported end of input.
+    eof: bool,
+}
+
+impl<S> Gate<S> {
+    /// Wraps a socket whose next byte starts a request head.
+    pub fn new(io: S, limits: HeadLimits) -> Self {
+        Gate {
+            io,
+            limits,
+            stage: Stage::Head,
+            inbuf: BytesMut::new(),
+            ready: 0,
+            eof: false,
+        }
+    }
+
+    /// The rejection, once a head was refused.
+    pub fn rejection(&self) -> Option<Rejection> {
+        match self.stage {
+            Stage::Rejected(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// True when the gate holds bytes not given to hyper (a pipelined request).
+    pub fn has_buffered(&self) -> bool {
+        !self.inbuf.is_empty()
+    }
+
+    /// Starts over at a message boundary after hyper stopped: `unread` is what hyper had read
+    /// but not used (the start of the next request), put back in front of what the gate holds.
+    /// Heads in it are checked again, which is harmless.
+    pub fn restart(&mut self, unread: &[u8]) {
+        if !unread.is_empty() {
+            let mut buf = BytesMut::with_capacity(unread.len() + self.inbuf.len());
+            buf.extend_from_slice(unread);
+            buf.extend_from_slice(&self.inbuf);
+            self.inbuf = buf;
+        }
+        if !matches!(self.stage, Stage::Rejected(_)) {
+            self.stage = Stage::Head;
+        }
+        self.ready = 0;
+    }
+
+    /// Frees the read buffer while the connection is idle, so a parked connection holds no
+    /// buffer memory.
+    pub fn release_buffer(&mut self) {
+        if self.inbuf.is_empty() {
+            self.inbuf = BytesMut::new();
+        }
+    }
+
+    /// True when the socket reported end of input.
+    pub fn is_eof(&self) -> bool {
+        self.eof
+    }
+
+    pub fn get_ref(&self) -> &S {
+        &self.io
+    }
+
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.io
+    }
+
+    /// Advances the stage over buffered bytes, marking what may be given to hyper.
+    fn advance(&mut self) {
+        loop {
+            let unchecked = &self.inbuf[self.ready..];
+            if unchecked.is_empty() {
+                return;
+            }
+            match self.stage {
+                Stage::Head => match check_head(unchecked, self.limits) {
+                    HeadCheck::Incomplete => {
+                        if unchecked.len() > self.limits.max_head_bytes {
+                            self.stage = Stage::Rejected(too_large(unchecked, self.limits));
+                        }
+                        return;
+                    }
+                    HeadCheck::Rejected(r) => {
+                        self.stage = Stage::Rejected(r);
+                        return;
+                    }
+                    HeadCheck::Complete { len, framing } => {
+                        self.ready += len;
+                        self.stage = match framing {
+                            Framing::Length(0) => Stage::Head,
+                            Framing::Length(n) => Stage::Body(n),
+                            Framing::Chunked => Stage::Chunked(Chunk::Size { size: 0, digits: 0 }),
+                            Framing::Opaque => Stage::Opaque,
+                        };
+                    }
+                },
+                Stage::Body(left) => {
+                    let take = left.min(unchecked.len() as u64);
+                    self.ready += take as usize;
+                    self.stage = if take == left { Stage::Head } else { Stage::Body(left - take) };
+                }
+                Stage::Chunked(chunk) => match scan_chunked(chunk, unchecked) {
+                    Ok((used, Some(chunk))) => {
+                        self.ready += used;
+                        self.stage = Stage::Chunked(chunk);
+                    }
+                    Ok((used, None)) => {
+                        self.ready += used;
+                        self.stage = Stage::Head;
+                    }
+                    Err(reason) => {
+                        self.stage = Stage::Rejected(Rejection::Malformed(reason));
+                        return;
+                    }
+                },
+                Stage::Opaque => {
+                    self.ready = self.inbuf.len();
+                    return;
+                }
+                Stage::Rejected(_) => return,
+            }
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Gate<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        loop {
+            if this.ready > 0 {
+                let n = this.ready.min(buf.remaining());
+                buf.put_slice(&this.inbuf[..n]);
+                this.inbuf.advance(n);
+                this.ready -= n;
+                return Poll::Ready(Ok(()));
+            }
+            if matches!(this.stage, Stage::Rejected(_)) || this.eof {
+                // End of input for hyper: a rejected head never reaches it.
+                return Poll::Ready(Ok(()));
+            }
+            // Fast path: nothing held back and the body is plain bytes: read straight into
+            // hyper's buffer and account for what came.
+            if this.inbuf.is_empty() && matches!(this.stage, Stage::Opaque | Stage::Body(_)) {
+                let before = buf.filled().len();
+                ready!(Pin::new(&mut this.io).poll_read(cx, buf))?;
+                let got = buf.filled().len() - before;
+                if got == 0 {
+                    this.eof = true;
+                    return Poll::Ready(Ok(()));
+                }
+                if let Stage::Body(left) = this.stage {
+                    if got as u64 >= left {
+                        // The read ran past this body into the next head: hold those bytes
+                        // back until that head is checked.
+                        let keep = before + left as usize;
+                        this.inbuf.extend_from_slice(&buf.filled()[keep..]);
+                        buf.set_filled(keep);
+                        this.stage = Stage::Head;
+                        this.advance();
+                    } else {
+                        this.stage = Stage::Body(left - got as u64);
+                    }
+                }
+                return Poll::Ready(Ok(()));
+            }
+            if this.inbuf.capacity() - this.inbuf.len() < 1024 {
+                this.inbuf.reserve(4096);
+            }
+            let n = ready!(tokio_util::io::poll_read_buf(
+                Pin::new(&mut this.io),
+                cx,
+                &mut this.inbuf
+            ))?;
+            if n == 0 {
+                // Deliver what was checked, then report the end; an unfinished head is dropped.
+                this.eof = true;
+                continue;
+            }
+            this.advance();
+        }
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Gate<S> {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+}
+
+/// The outcome of checking the bytes that should start with a request head.
+#[derive(Debug, PartialEq, Eq)]
+pub enum HeadCheck {
+    /// More bytes are needed.
+    Incomplete,
+    /// The head is `len` bytes (leading empty lines included) and valid.
+    Complete { len: usize, framing: Framing },
+    Rejected(Rejection),
+}
+
+/// Checks one request head at the start of `bytes` (RFC 9112 §2–§6).
+///
+/// Rules beyond httparse's syntax check: CR LF line ends only (no bare LF); exactly one
+/// `Host` in HTTP/1.1 (RFC 9112 §3.2); `Content-Length` and `Transfer-Encoding` never
+/// together, `Content-Length` values all equal and valid, `Transfer-Encoding` ending in
+/// `chunked` and only in HTTP/1.1 (RFC 9112 §6.1, §6.3); target, head size and field count
+/// within the limits.
+pub fn check_head(bytes: &[u8], limits: HeadLimits) -> HeadCheck {
+    // RFC 9112 §2.2: a server SHOULD ignore at least one empty line before the request line.
+    let skipped = bytes.iter().take_while(|&&b| b == b'\r' || b == b'\n').count();
+    let start = &bytes[skipped..];
+    let Some(end) = find_head_end(start) else {
+        if let Some(line_end) = start.iter().position(|&b| b == b'\n') {
+            return check_line_ends(&start[..=line_end]).map_or(HeadCheck::Incomplete, HeadCheck::Rejected);
+        }
+        // The request line alone is already longer than any target we accept.
+        if start.len() > limits.max_uri_bytes + 32 && !start.contains(&b'\n') {
+            return HeadCheck::Rejected(Rejection::UriTooLong);
+        }
+        return HeadCheck::Incomplete;
+    };
+    let head = &start[..end];
+    if let Some(r) = check_line_ends(head) {
+        return HeadCheck::Rejected(r);
+    }
+    let mut storage = vec![httparse::EMPTY_HEADER; limits.max_headers];
+    let mut req = httparse::Request::new(&mut storage);
+    match req.parse(head) {
+        Ok(httparse::Status::Complete(_)) => {}
+        Ok(httparse::Status::Partial) => return HeadCheck::Rejected(Rejection::Malformed("incomplete head")),
+        Err(httparse::Error::TooManyHeaders) => return HeadCheck::Rejected(Rejection::HeadTooLarge),
+        Err(_) => return HeadCheck::Rejected(Rejection::Malformed("invalid request syntax")),
+    }
+    let path = req.path.unwrap_or("");
+    if path.len() > limits.max_uri_bytes {
+        return HeadCheck::Rejected(Rejection::UriTooLong);
+    }
+    if skipped + end > limits.max_head_bytes {
+        return HeadCheck::Rejected(Rejection::HeadTooLarge);
+    }
+    let http11 = req.version == Some(1);
+    let mut hosts = 0;
+    let mut content_length: Option<u64> = None;
+    let mut chunked_last = None;
+    let mut upgrade = false;
+    for h in req.headers.iter() {
+        if h.name.eq_ignore_ascii_case("host") {
+            hosts += 1;
+        } else if h.name.eq_ignore_ascii_case("content-length") {
+            let Some(n) = parse_content_length(h.value) else {
+                return HeadCheck::Rejected(Rejection::Malformed("invalid Content-Length"));
+            };
+            if content_length.is_some_and(|prev| prev != n) {
+                return HeadCheck::Rejected(Rejection::Malformed("conflicting Content-Length"));
+            }
+            content_length = Some(n);
+        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            if !http11 {
+                return HeadCheck::Rejected(Rejection::Malformed("Transfer-Encoding in HTTP/1.0"));
+            }
+            let Ok(value) = std::str::from_utf8(h.value) else {
+                return HeadCheck::Rejected(Rejection::Malformed("invalid Transfer-Encoding"));
+            };
+            let last = value.rsplit(',').next().unwrap_or("").trim();
+            chunked_last = Some(last.eq_ignore_ascii_case("chunked"));
+        } else if h.name.eq_ignore_ascii_case("upgrade") {
+            upgrade = true;
+        }
+    }
+    if http11 && hosts != 1 {
+        return HeadCheck::Rejected(Rejection::Malformed("HTTP/1.1 needs exactly one Host"));
+    }
+    if hosts > 1 {
+        return HeadCheck::Rejected(Rejection::Malformed("more than one Host"));
+    }
+    let framing = match (chunked_last, content_length) {
+        (Some(_), Some(_)) => {
+            return HeadCheck::Rejected(Rejection::Malformed("Content-Length with Transfer-Encoding"));
+        }
+        (Some(false), None) => {
+            return HeadCheck::Rejected(Rejection::Malformed("Transfer-Encoding not ending in chunked"));
+        }
+        (Some(true), None) => Framing::Chunked,
+        (None, Some(n)) => Framing::Length(n),
+        (None, None) => Framing::Length(0),
+    };
+    let framing = if upgrade || req.method == Some("CONNECT") {
+        Framing::Opaque
+    } else {
+        framing
+    };
+    HeadCheck::Complete {
+        len: skipped + end,
+        framing,
+    }
+}
+
+/// The length of the head up to and including the blank line, if it is all there.
+fn find_head_end(bytes: &[u8]) -> Option<usize> {
+    // A bare LF head end ("\n\n") is found too, so that it is rejected rather than waited on.
+    let mut i = 0;
+    while let Some(pos) = bytes[i..].iter().position(|&b| b == b'\n') {
+        let at = i + pos;
+        let next = &bytes[at + 1..];
+        if next.first() == Some(&b'\n') {
+            return Some(at + 2);
+        }
+        if next.starts_with(b"\r\n") {
+            return Some(at + 3);
+        }
+        if next.len() < 2 && (next.is_empty() || next == b"\r") {
+            return None;
+        }
+        i = at + 1;
+    }
+    None
+}
+
+/// Every LF must follow a CR; no NUL anywhere.
+fn check_line_ends(head: &[u8]) -> Option<Rejection> {
+    for (i, &b) in head.iter().enumerate() {
+        if b == b'\n' && (i == 0 || head[i - 1] != b'\r') {
+            return Some(Rejection::Malformed("bare LF"));
+        }
+        if b == 0 {
+            return Some(Rejection::Malformed("NUL in head"));
+        }
+    }
+    None
+}
+
+/// RFC 9110 §8.6: `Content-Length = 1*DIGIT`; a list of equal values is also tolerated.
+fn parse_content_length(value: &[u8]) -> Option<u64> {
+    let text = std::str::from_utf8(value).ok()?;
+    let mut result = None;
+    for part in text.split(',') {
+        let part = part.trim();
+        if part.is_empty() || part.len() > 19 || !part.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let n: u64 = part.parse().ok()?;
+        if result.is_some_and(|prev| prev != n) {
+            return None;
+        }
+        result = Some(n);
+    }
+    result
+}
+
+/// 414 when the request line alone is too long, else 431.
+fn too_large(bytes: &[u8], limits: HeadLimits) -> Rejection {
+    let line = bytes.iter().position(|&b| b == b'\n').unwrap_or(bytes.len());
+    if line > limits.max_uri_bytes {
+        Rejection::UriTooLong
+    } else {
+        Rejection::HeadTooLarge
+    }
+}
+
+/// Scans chunked framing from `chunk` over `bytes`: how many bytes belong to the body, and the
+/// new position (`None` once the body, trailers included, ended).
+fn scan_chunked(mut chunk: Chunk, bytes: &[u8]) -> Result<(usize, Option<Chunk>), &'static str> {
+    const MAX_TRAILER_LINE: usize = 8192;
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        chunk = match chunk {
+            Chunk::Size { size, digits } => match b {
+                b'0'..=b'9' | b'a'..=b'f' | b'A'..=b'F' => {
+                    if digits >= 15 {
+                        return Err("chunk size too large");
+                    }
+                    let d = (b as char).to_digit(16).unwrap_or(0) as u64;
+                    Chunk::Size { size: size * 16 + d, digits: digits + 1 }
+                }
+                b';' | b' ' | b'\t' if digits > 0 => Chunk::Extension { size },
+                b'\r' if digits > 0 => Chunk::SizeLf { size },
+                _ => return Err("invalid chunk size"),
+            },
+            Chunk::Extension { size } => match b {
+                b'\r' => Chunk::SizeLf { size },
+                b'\n' => return Err("bare LF in chunk extension"),
+                _ => Chunk::Extension { size },
+            },
+            Chunk::SizeLf { size } => match b {
+                b'\n' if size == 0 => Chunk::Trailer { line_len: 0 },
+                b'\n' => Chunk::Data(size),
+                _ => return Err("invalid chunk size line"),
+            },
+            Chunk::Data(left) => {
+                let take = left.min((bytes.len() - i) as u64);
+                i += take as usize;
+                chunk = if take == left { Chunk::DataCr } else { Chunk::Data(left - take) };
+                continue;
+            }
+            Chunk::DataCr => match b {
+                b'\r' => Chunk::DataLf,
+                _ => return Err("chunk data not followed by CRLF"),
+            },
+            Chunk::DataLf => match b {
+                b'\n' => Chunk::Size { size: 0, digits: 0 },
+                _ => return Err("chunk data not followed by CRLF"),
+            },
+            Chunk::Trailer { line_len } => match b {
+                b'\r' => Chunk::TrailerLf { line_len },
+                b'\n' => return Err("bare LF in trailer"),
+                _ if line_len >= MAX_TRAILER_LINE => return Err("trailer line too long"),
+                _ => Chunk::Trailer { line_len: line_len + 1 },
+            },
+            Chunk::TrailerLf { line_len } => match b {
+                b'\n' if line_len == 0 => return Ok((i + 1, None)),
+                b'\n' => Chunk::Trailer { line_len: 0 },
+                _ => return Err("bare CR in trailer"),
+            },
+        };
+        i += 1;
+    }
+    Ok((i, Some(chunk)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: HeadLimits = HeadLimits {
+        max_head_bytes: 1024,
+        max_headers: 8,
+        max_uri_bytes: 64,
+    };
+
+    fn check(text: &str) -> HeadCheck {
+        check_head(text.as_bytes(), LIMITS)
+    }
+
+    fn rejected(text: &str) -> Rejection {
+        match check(text) {
+            HeadCheck::Rejected(r) => r,
+            other => panic!("expected a rejection for {text:?}, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn simple_get_passes_with_no_body() {
+        let text = "GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+        assert_eq!(
+            check(text),
+            HeadCheck::Complete { len: text.len(), framing: Framing::Length(0) }
+        );
+    }
+
+    #[test]
+    fn partial_head_waits() {
+        assert_eq!(check("GET / HTTP/1.1\r\nHost: a\r\n"), HeadCheck::Incomplete);
+        assert_eq!(check("GET / HT"), HeadCheck::Incomplete);
+    }
+
+    #[test]
+    fn leading_empty_line_is_skipped() {
+        let text = "\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n";
+        assert!(matches!(check(text), HeadCheck::Complete { len, .. } if len == text.len()));
+    }
+
+    #[test]
+    fn content_length_with_transfer_encoding_is_rejected() {
+        let r = rejected("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n");
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        rejected("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n");
+    }
+
+    #[test]
+    fn differing_content_lengths_are_rejected_equal_ones_pass() {
+        rejected("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n");
+        rejected("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 6\r\n\r\n");
+        rejected("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -5\r\n\r\n");
+        rejected("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +5\r\n\r\n");
+        assert!(matches!(
+            check("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n"),
+            HeadCheck::Complete { framing: Framing::Length(5), .. }
+        ));
+    }
+
+    #[test]
+    fn transfer_encoding_must_end_in_chunked() {
+        rejected("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n");
+        rejected("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n");
+        rejected("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n");
+        assert!(matches!(
+            check("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"),
+            HeadCheck::Complete { framing: Framing::Chunked, .. }
+        ));
+    }
+
+    #[test]
+    fn host_rules() {
+        rejected("GET / HTTP/1.1\r\n\r\n");
+        rejected("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n");
+        assert!(matches!(check("GET / HTTP/1.0\r\n\r\n"), HeadCheck::Complete { .. }));
+    }
+
+    #[test]
+    fn bare_lf_nul_and_folding_are_rejected() {
+        rejected("GET / HTTP/1.1\nHost: a\n\n");
+        rejected("GET / HTTP/1.1\r\nHost: a\nX: y\r\n\r\n");
+        rejected("GET / HTTP/1.1\r\nHost: a\r\nX: a\0b\r\n\r\n");
+        rejected("GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n b\r\n\r\n");
+        rejected("GET /a b HTTP/1.1\r\nHost: a\r\n\r\n");
+        rejected("GET / HTTP/1.1\r\nHost: a\r\nBad Name: x\r\n\r\n");
+    }
+
+    #[test]
+    fn limits_give_414_and_431() {
+        let long = format!("GET /{} HTTP/1.1\r\nHost: a\r\n\r\n", "a".repeat(100));
+        assert_eq!(rejected(&long), Rejection::UriTooLong);
+        let many: String = (0..9).map(|i| format!("X-{i}: v\r\n")).collect();
+        let text = format!("GET / HTTP/1.1\r\nHost: a\r\n{many}\r\n");
+        assert_eq!(rejected(&text), Rejection::HeadTooLarge);
+        let big = format!("GET / HTTP/1.1\r\nHost: a\r\nX: {}\r\n\r\n", "v".repeat(2000));
+        assert_eq!(rejected(&big), Rejection::HeadTooLarge);
+    }
+
+    #[test]
+    fn upgrade_and_connect_turn_opaque() {
+        assert!(matches!(
+            check("GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n"),
+            HeadCheck::Complete { framing: Framing::Opaque, .. }
+        ));
+        assert!(matches!(
+            check("CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n"),
+            HeadCheck::Complete { framing: Framing::Opaque, .. }
+        ));
+    }
+
+    #[test]
+    fn chunked_scan_finds_the_end_and_rejects_bad_sizes() {
+        let start = Chunk::Size { size: 0, digits: 0 };
+        let body = b"5\r\nhello\r\n0\r\n\r\nNEXT";
+        assert_eq!(scan_chunked(start, body), Ok((body.len() - 4, None)));
+        let ext = b"5;name=v\r\nhello\r\n0\r\nTrailer: x\r\n\r\n";
+        assert_eq!(scan_chunked(start, ext), Ok((ext.len(), None)));
+        assert!(scan_chunked(start, b"zz\r\n").is_err());
+        assert!(scan_chunked(start, b"\r\n").is_err());
+        assert!(scan_chunked(start, b"5\r\nhelloXX").is_err());
+        assert!(scan_chunked(start, b"ffffffffffffffffff\r\n").is_err());
+    }
+
+    #[test]
+    fn chunked_scan_resumes_across_reads() {
+        let body = b"5\r\nhello\r\n0\r\n\r\n";
+        let mut chunk = Chunk::Size { size: 0, digits: 0 };
+        for (i, byte) in body.iter().enumerate() {
+            match scan_chunked(chunk, std::slice::from_ref(byte)).unwrap() {
+                (1, Some(next)) => chunk = next,
+                (1, None) => assert_eq!(i, body.len() - 1),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+}

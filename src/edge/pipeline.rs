@@ -1,0 +1,255 @@
+//! The request phases, in the order they run. Each phase either passes the request on or
+//! answers it; the list below is the whole life of a request in the edge:
+//!
+//! 1. `admit` — a slot among `max_requests_in_flight`, else 503 with `Retry-After`.
+//! 2. `check_request` — `OPTIONS *`, target length (HTTP/2; HTTP/1 heads were checked by the
+//!    gate), CONNECT (no forward proxy yet).
+//! 3. `route` — the site by listener and host (503 in maintenance), the route by path (404).
+//! 4. `check_method` — OPTIONS answers `Allow`; TRACE echoes when enabled; other methods the
+//!    route does not allow get 405 with `Allow`, unknown ones 501.
+//! 5. `read_body` — 413 before reading when `Content-Length` is too large (so no
+//!    `100 Continue` is sent), else the body is read and discarded within the size and time
+//!    limits (no handler here consumes a body yet).
+//! 6. `produce` — the route's handler makes the response.
+//! 7. `filter_response` — `Server`, a `Content-Type` on every body, `Connection: close`
+//!    when the connection will not be reused.
+//! 8. `log` — when the response body ends (`edge/tracked.rs`).
+//!
+//! A panic in a phase is caught here, logged, and answered with 500; the connection and the
+//! worker carry on.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+
+use futures_util::FutureExt;
+use http::header::{self, HeaderValue};
+use http::{Method, Request, Response, StatusCode, Version};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use tokio::sync::OwnedSemaphorePermit;
+
+use super::conn::ConnCtx;
+use super::router::{CompiledRoute, request_host};
+use super::settings::Handler;
+use super::tracked::Tracked;
+use super::{methods, redirect, respond};
+use crate::files;
+use crate::http::{Body, error_page};
+use crate::telemetry::access_log::Record;
+
+/// Seconds a client is asked to wait in `Retry-After` when the server is overloaded or a site
+/// is in maintenance.
+const RETRY_AFTER_SECS: &str = "5";
+
+/// Answers one request.
+pub async fn handle(ctx: Arc<ConnCtx>, req: Request<Incoming>) -> Response<Tracked> {
+    let log = ctx.shared.access_log.as_ref().map(|_| Record::begin(&req, ctx.peer));
+    let is_h1 = req.version() < Version::HTTP_2;
+    let client_wants_close = is_h1 && client_wants_close(&req);
+    let (mut response, permit) = match admit(&ctx) {
+        Ok(permit) => {
+            let answered = AssertUnwindSafe(answer(&ctx, req)).catch_unwind().await;
+            let response = answered.unwrap_or_else(|panic| {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                tracing::error!(peer = %ctx.peer, panic = %what, "request handler panicked");
+                error_page::response(StatusCode::INTERNAL_SERVER_ERROR)
+            });
+            (response, Some(permit))
+        }
+        Err(response) => (response, None),
+    };
+    filter_response(&ctx, &mut response, is_h1, client_wants_close);
+    let mut log = log;
+    if let Some(record) = log.as_mut() {
+        record.status = response.status().as_u16();
+    }
+    response.map(|body| Tracked::new(body, ctx, permit, log))
+}
+
+/// Phase 1: a slot among the requests in flight.
+fn admit(ctx: &ConnCtx) -> Result<OwnedSemaphorePermit, Response<Body>> {
+    ctx.shared
+        .in_flight
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| unavailable())
+}
+
+/// Phases 2 to 6.
+async fn answer(ctx: &ConnCtx, req: Request<Incoming>) -> Response<Body> {
+    let (parts, body) = req.into_parts();
+    if let Err(response) = check_request(ctx, &parts) {
+        return response;
+    }
+    let host = request_host(&parts);
+    let Some(site) = ctx.shared.router.site(ctx.listener, host.as_deref()) else {
+        return error_page::response(StatusCode::NOT_FOUND);
+    };
+    if site.maintenance {
+        return unavailable();
+    }
+    let path = parts.uri.path();
+    let Some(route) = site.route(path) else {
+        return error_page::response(StatusCode::NOT_FOUND);
+    };
+    if let Err(response) = check_method(route, &parts) {
+        return response;
+    }
+    if let Err(response) = read_body(ctx, &parts, body).await {
+        return response;
+    }
+    produce(route, &parts).await
+}
+
+/// Phase 2: requests that need no route.
+fn check_request(ctx: &ConnCtx, parts: &http::request::Parts) -> Result<(), Response<Body>> {
+    if parts.method == Method::OPTIONS && parts.uri == "*" {
+        return Err(methods::options_star());
+    }
+    if parts.method == Method::CONNECT {
+        // No forward proxy yet: nothing here can open a tunnel.
+        let mut res = error_page::response(StatusCode::METHOD_NOT_ALLOWED);
+        res.headers_mut().insert(header::ALLOW, HeaderValue::from_static(methods::SERVER_METHODS));
+        return Err(res);
+    }
+    let target_len = parts.uri.path_and_query().map_or(0, |pq| pq.as_str().len());
+    if target_len > ctx.shared.limits.max_uri_bytes {
+        return Err(error_page::response(StatusCode::URI_TOO_LONG));
+    }
+    if !parts.uri.path().starts_with('/') {
+        return Err(error_page::response(StatusCode::BAD_REQUEST));
+    }
+    Ok(())
+}
+
+/// Phase 4: OPTIONS, TRACE, and methods the route does not allow.
+fn check_method(route: &CompiledRoute, parts: &http::request::Parts) -> Result<(), Response<Body>> {
+    let method = &parts.method;
+    if *method == Method::OPTIONS {
+        return Err(methods::options(&route.allow_header));
+    }
+    if *method == Method::TRACE && route.route.trace {
+        return Err(methods::trace(parts));
+    }
+    if route.allow.contains(method) {
+        return Ok(());
+    }
+    let status = if methods::is_known(method) {
+        StatusCode::METHOD_NOT_ALLOWED
+    } else {
+        StatusCode::NOT_IMPLEMENTED
+    };
+    let mut res = error_page::response(status);
+    res.headers_mut().insert(header::ALLOW, route.allow_header.clone());
+    Err(res)
+}
+
+/// Phase 5: the body's size and pace, checked before and while reading it.
+async fn read_body(ctx: &ConnCtx, parts: &http::request::Parts, mut body: Incoming) -> Result<(), Response<Body>> {
+    use http_body::Body as _;
+    if body.is_end_stream() {
+        return Ok(());
+    }
+    let limits = &ctx.shared.limits;
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limits.max_body_bytes) {
+        // Refused before the body is polled, so hyper never sends `100 Continue`.
+        return Err(error_page::response(StatusCode::PAYLOAD_TOO_LARGE));
+    }
+    let mut total: u64 = 0;
+    loop {
+        match tokio::time::timeout(limits.body_read_timeout, body.frame()).await {
+            Err(_) => return Err(error_page::response(StatusCode::REQUEST_TIMEOUT)),
+            Ok(None) => return Ok(()),
+            Ok(Some(Err(_))) => return Err(error_page::response(StatusCode::BAD_REQUEST)),
+            Ok(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    total += data.len() as u64;
+                    if total > limits.max_body_bytes {
+                        return Err(error_page::response(StatusCode::PAYLOAD_TOO_LARGE));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Phase 6: the handler.
+async fn produce(route: &CompiledRoute, parts: &http::request::Parts) -> Response<Body> {
+    match &route.route.handler {
+        Handler::Static(settings) => {
+            let path = parts.uri.path();
+            let path = match (&route.route.path, settings.strip_prefix) {
+                (super::PathMatch::Prefix(prefix), true) => {
+                    let rest = &path[prefix.len().min(path.len())..];
+                    if rest.starts_with('/') { rest.to_string() } else { format!("/{rest}") }
+                }
+                _ => path.to_string(),
+            };
+            files::serve(parts, &path, settings).await
+        }
+        Handler::Redirect(settings) => redirect::answer(settings, &route.route.path, parts),
+        Handler::Respond(settings) => respond::answer(settings),
+    }
+}
+
+/// Phase 7: headers every response gets.
+fn filter_response(ctx: &ConnCtx, res: &mut Response<Body>, is_h1: bool, client_wants_close: bool) {
+    let headers = res.headers_mut();
+    headers.insert(header::SERVER, HeaderValue::from_static("portico"));
+    let has_body = !matches!(res.body(), Body::Empty);
+    if has_body && !res.headers().contains_key(header::CONTENT_TYPE) {
+        res.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    }
+    if !is_h1 {
+        return;
+    }
+    let status = res.status();
+    let error_closes = matches!(
+        status,
+        StatusCode::BAD_REQUEST
+            | StatusCode::REQUEST_TIMEOUT
+            | StatusCode::PAYLOAD_TOO_LARGE
+            | StatusCode::URI_TOO_LONG
+            | StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
+    );
+    if error_closes || ctx.shared.drain.is_cancelled() {
+        res.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    if error_closes || client_wants_close || res.headers().get(header::CONNECTION).is_some_and(|v| v == "close") {
+        ctx.state.close_after_response();
+    }
+}
+
+/// 503 with `Retry-After`.
+fn unavailable() -> Response<Body> {
+    let mut res = error_page::response(StatusCode::SERVICE_UNAVAILABLE);
+    res.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
+    res
+}
+
+/// HTTP/1.0 without `keep-alive`, or any `Connection: close` (RFC 9112 §9.3).
+fn client_wants_close(req: &Request<Incoming>) -> bool {
+    let tokens = req
+        .headers()
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().to_ascii_lowercase())
+        .collect::<Vec<_>>();
+    if tokens.iter().any(|t| t == "close") {
+        return true;
+    }
+    req.version() == Version::HTTP_10 && !tokens.iter().any(|t| t == "keep-alive")
+}

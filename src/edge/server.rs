@@ -1,0 +1,125 @@
+//! The edge server: what all connections share, the accept loops, admission of connections
+//! (`max_connections`, beyond which a client gets 503 and a close), and the graceful stop.
+//!
+//! Stop order: the drain event fires; accept loops stop and drop their sockets; parked
+//! connections close; connections with a request in flight finish it (HTTP/1 answers with
+//! `Connection: close`, HTTP/2 sends GOAWAY); the caller waits for all of them up to
+//! `shutdown_timeout`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::conn;
+use super::router::Router;
+use super::settings::{Limits, Settings};
+use crate::net::linger;
+use crate::telemetry::access_log;
+
+/// The answer to a connection over `max_connections`, written without parsing its request.
+const OVERLOADED: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nServer: portico\r\nRetry-After: 5\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 24\r\nConnection: close\r\n\r\n503 Service Unavailable\n";
+
+/// State every connection of one configuration generation shares.
+pub struct Shared {
+    pub router: Router,
+    pub limits: Limits,
+    pub access_log: Option<access_log::Writer>,
+    /// Slots for requests being answered (`max_requests_in_flight`).
+    pub in_flight: Arc<Semaphore>,
+    /// Open client connections.
+    pub connections: AtomicUsize,
+    /// Fires when the server stops: every connection drains.
+    pub drain: CancellationToken,
+}
+
+/// A running edge: its shared state and its tasks.
+pub struct Server {
+    shared: Arc<Shared>,
+    tracker: TaskTracker,
+}
+
+impl Server {
+    /// Builds the shared state for `settings`.
+    pub fn new(settings: &Settings, access_log: Option<access_log::Writer>) -> Self {
+        let shared = Arc::new(Shared {
+            router: Router::new(settings),
+            limits: settings.limits.clone(),
+            access_log,
+            in_flight: Arc::new(Semaphore::new(settings.limits.max_requests_in_flight)),
+            connections: AtomicUsize::new(0),
+            drain: CancellationToken::new(),
+        });
+        Server {
+            shared,
+            tracker: TaskTracker::new(),
+        }
+    }
+
+    /// Starts accepting on already bound listeners, listener `i` being `Settings::listeners[i]`.
+    pub fn start(&self, listeners: Vec<std::net::TcpListener>) -> std::io::Result<()> {
+        for (index, listener) in listeners.into_iter().enumerate() {
+            let listener = TcpListener::from_std(listener)?;
+            let shared = self.shared.clone();
+            let tracker = self.tracker.clone();
+            self.tracker.spawn(accept_loop(listener, index, shared, tracker));
+        }
+        Ok(())
+    }
+
+    /// Stops gracefully: no new connections, requests in flight finish within `limit`.
+    /// True when everything finished in time.
+    pub async fn stop(&self, limit: Duration) -> bool {
+        self.shared.drain.cancel();
+        self.tracker.close();
+        tokio::time::timeout(limit, self.tracker.wait()).await.is_ok()
+    }
+}
+
+async fn accept_loop(listener: TcpListener, index: usize, shared: Arc<Shared>, tracker: TaskTracker) {
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = shared.drain.cancelled() => return,
+        };
+        let (stream, peer) = match accepted {
+            Ok(pair) => pair,
+            Err(e) => {
+                // EMFILE and friends: wait a little instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let open = shared.connections.fetch_add(1, Ordering::Relaxed) + 1;
+        let shared = shared.clone();
+        if open > shared.limits.max_connections {
+            tracker.spawn(async move {
+                refuse(stream, peer, &shared).await;
+                shared.connections.fetch_sub(1, Ordering::Relaxed);
+            });
+            continue;
+        }
+        tracker.spawn(async move {
+            conn::serve(stream, peer, index, shared.clone()).await;
+            shared.connections.fetch_sub(1, Ordering::Relaxed);
+        });
+    }
+}
+
+/// Answers a connection over the cap with 503 and closes it, spending at most a second.
+async fn refuse(mut stream: TcpStream, peer: SocketAddr, shared: &Shared) {
+    tracing::debug!(%peer, "connection over max_connections refused with 503");
+    let write = async {
+        if stream.write_all(OVERLOADED).await.is_ok() {
+            linger::close(&mut stream, Duration::from_secs(1)).await;
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(2).min(shared.limits.linger_timeout + Duration::from_secs(1)), write).await;
+}

@@ -1,0 +1,83 @@
+//! The response body as the connection sees it: counts the bytes sent and, when the body ends
+//! or is dropped (HEAD, a client gone), settles the request exactly once — marks the response
+//! finished for keep-alive parking, frees the in-flight slot, writes the access log line.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body::{Frame, SizeHint};
+use tokio::sync::OwnedSemaphorePermit;
+
+use super::conn::ConnCtx;
+use crate::http::Body;
+use crate::telemetry::access_log::Record;
+
+/// A response body with its request's bookkeeping.
+pub struct Tracked {
+    body: Body,
+    bytes: u64,
+    settle: Option<Settle>,
+}
+
+/// What is done once the response ends.
+struct Settle {
+    ctx: Arc<ConnCtx>,
+    _permit: Option<OwnedSemaphorePermit>,
+    log: Option<Record>,
+}
+
+impl Tracked {
+    pub fn new(body: Body, ctx: Arc<ConnCtx>, permit: Option<OwnedSemaphorePermit>, log: Option<Record>) -> Self {
+        Tracked {
+            body,
+            bytes: 0,
+            settle: Some(Settle { ctx, _permit: permit, log }),
+        }
+    }
+
+    fn settle(&mut self) {
+        if let Some(settle) = self.settle.take() {
+            if let (Some(mut record), Some(writer)) = (settle.log, settle.ctx.shared.access_log.as_ref()) {
+                record.bytes = self.bytes;
+                writer.write(&record);
+            }
+            settle.ctx.state.response_finished();
+        }
+    }
+}
+
+impl http_body::Body for Tracked {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        let polled = Pin::new(&mut self.body).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    self.bytes += data.len() as u64;
+                }
+            }
+            Poll::Ready(None) => self.settle(),
+            Poll::Ready(Some(Err(_))) | Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.settle();
+    }
+}

@@ -81,6 +81,9 @@ enum Stage {
     Opaque,
     /// A head was refused; nothing passes any more.
     Rejected(Rejection),
+    /// A body's framing was invalid: input ends for hyper, which is inside that request and
+    /// answers it (400) itself, so the gate reports no rejection of its own.
+    Cut,
 }
 
 /// Position inside a chunked body (RFC 9112 §7.1).
@@ -152,7 +155,7 @@ impl<S> Gate<S> {
             buf.extend_from_slice(&self.inbuf);
             self.inbuf = buf;
         }
-        if !matches!(self.stage, Stage::Rejected(_)) {
+        if !matches!(self.stage, Stage::Rejected(_) | Stage::Cut) {
             self.stage = Stage::Head;
         }
         self.ready = 0;
@@ -166,9 +169,10 @@ impl<S> Gate<S> {
         }
     }
 
-    /// True when the socket reported end of input.
+    /// True when input ended: the socket reported end of input, or a body's framing was
+    /// invalid and the rest of the input is refused.
     pub fn is_eof(&self) -> bool {
-        self.eof
+        self.eof || self.stage == Stage::Cut
     }
 
     pub fn get_ref(&self) -> &S {
@@ -223,7 +227,8 @@ impl<S> Gate<S> {
                         self.stage = Stage::Head;
                     }
                     Err(reason) => {
-                        self.stage = Stage::Rejected(Rejection::Malformed(reason));
+                        tracing::debug!(reason, "chunked body framing rejected");
+                        self.stage = Stage::Cut;
                         return;
                     }
                 },
@@ -231,7 +236,7 @@ impl<S> Gate<S> {
                     self.ready = self.inbuf.len();
                     return;
                 }
-                Stage::Rejected(_) => return,
+                Stage::Rejected(_) | Stage::Cut => return,
             }
         }
     }
@@ -252,7 +257,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Gate<S> {
                 this.ready -= n;
                 return Poll::Ready(Ok(()));
             }
-            if matches!(this.stage, Stage::Rejected(_)) || this.eof {
+            if matches!(this.stage, Stage::Rejected(_) | Stage::Cut) || this.eof {
                 // End of input for hyper: a rejected head never reaches it.
                 return Poll::Ready(Ok(()));
             }

@@ -1,0 +1,20 @@
+# One command runs everything CI runs: `make test`.
+.PHONY: test deps lint unit demo bench fuzz
+
+test: deps lint
+	cargo test --all-targets --locked
+
+# Installs what the tests need when it is missing (Debian packages; root or sudo).
+deps:
+	bash scripts/install-test-deps
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --all-targets --locked -- -D warnings
+
+demo:
+	cargo run --release -- serve
+
+# Bounded fuzzing of each target (see fuzz/README.md).
+fuzz:
+	bash scripts/fuzz-all 60

@@ -365,8 +365,16 @@ pub fn check_head(bytes: &[u8], limits: HeadLimits) -> HeadCheck {
     if let Some(r) = check_line_ends(head) {
         return HeadCheck::Rejected(r);
     }
-    let mut storage = vec![httparse::EMPTY_HEADER; limits.max_headers];
-    let mut req = httparse::Request::new(&mut storage);
+    // Header slots on the stack for the usual limit; a larger limit pays for an allocation.
+    let mut on_stack = [httparse::EMPTY_HEADER; STACK_HEADERS];
+    let mut on_heap = Vec::new();
+    let slots: &mut [httparse::Header<'_>] = if limits.max_headers <= STACK_HEADERS {
+        &mut on_stack[..limits.max_headers]
+    } else {
+        on_heap.resize(limits.max_headers, httparse::EMPTY_HEADER);
+        &mut on_heap
+    };
+    let mut req = httparse::Request::new(slots);
     match req.parse(head) {
         Ok(httparse::Status::Complete(_)) => {}
         Ok(httparse::Status::Partial) => return HeadCheck::Rejected(Rejection::Malformed("incomplete head")),
@@ -436,6 +444,9 @@ pub fn check_head(bytes: &[u8], limits: HeadLimits) -> HeadCheck {
         framing,
     }
 }
+
+/// Header slots kept on the stack while checking a head.
+const STACK_HEADERS: usize = 128;
 
 /// The length of the head up to and including the blank line, if it is all there.
 fn find_head_end(bytes: &[u8]) -> Option<usize> {

@@ -80,11 +80,17 @@ pub fn run_config(config: Config, env: &Environment) -> ExitCode {
             eprintln!("error: cannot start listening: {e}");
             return exit::code(exit::FAILURE);
         }
+        let mut signals = match signals::Signals::install() {
+            Ok(signals) => signals,
+            Err(e) => {
+                eprintln!("error: cannot install signal handlers: {e}");
+                return exit::code(exit::FAILURE);
+            }
+        };
         println!("ready pid={}", std::process::id());
         tracing::info!("ready");
-        match signals::next().await {
-            Ok(signals::Request::Stop) => tracing::info!("stopping: finishing requests in flight"),
-            Err(e) => tracing::error!(error = %e, "cannot wait for signals; stopping"),
+        match signals.next().await {
+            signals::Request::Stop => tracing::info!("stopping: finishing requests in flight"),
         }
         if server.stop(config.edge.limits.shutdown_timeout).await {
             tracing::info!("stopped");

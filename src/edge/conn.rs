@@ -129,6 +129,12 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, listener: usize, shared:
             reject(gate, rejection, limits.linger_timeout).await;
             return;
         }
+        if ctx.shared.drain.is_cancelled() && !gate.has_buffered() {
+            // Stopping, and the last response was marked `Connection: close`: no lingering,
+            // so a client that keeps its end open does not hold up the stop.
+            let _ = gate.get_mut().shutdown().await;
+            return;
+        }
         if ctx.state.must_close() || gate.is_eof() || ctx.shared.drain.is_cancelled() {
             linger::close(gate, limits.linger_timeout).await;
             return;

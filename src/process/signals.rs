@@ -1,7 +1,10 @@
 //! Signals to a serving process. Today: SIGTERM and SIGINT ask for a graceful stop. (HUP,
 //! QUIT, USR1 and USR2 come with the master process, issue #3.)
+//!
+//! The handlers are installed by [`Signals::install`] before the process says it is ready, so
+//! a signal sent right after the ready line is never met by the default action (death).
 
-use tokio::signal::unix::{SignalKind, signal};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 
 /// What a signal asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -10,12 +13,26 @@ pub enum Request {
     Stop,
 }
 
-/// Waits for the next signal that asks for something.
-pub async fn next() -> std::io::Result<Request> {
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    tokio::select! {
-        _ = term.recv() => Ok(Request::Stop),
-        _ = int.recv() => Ok(Request::Stop),
+/// Installed signal handlers.
+pub struct Signals {
+    term: Signal,
+    int: Signal,
+}
+
+impl Signals {
+    /// Installs the handlers; from here on the signals are queued for [`Signals::next`].
+    pub fn install() -> std::io::Result<Self> {
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    /// Waits for the next signal that asks for something.
+    pub async fn next(&mut self) -> Request {
+        tokio::select! {
+            _ = self.term.recv() => Request::Stop,
+            _ = self.int.recv() => Request::Stop,
+        }
     }
 }

@@ -1,1 +1,100 @@
-//! Built-in demo (stub).
+//! Configurations built in code: the built-in demo (`portico serve` without `-c`) and the
+//! `portico file-server` quick start.
+//!
+//! Both return the raw schema a file would give, so they go through the same resolution
+//! (`resolve::resolve` with `Origin::Demo` or `Origin::CommandLine`) and a bad flag gets the
+//! same diagnostic a bad file would, named `(command line)` instead of a line.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use super::schema::{self, unspanned};
+
+/// The welcome site on [`DEMO_LISTEN`], default for any host: files from `site_root` (no
+/// listing), `GET /healthz` answering `ok`, and `/docs` redirecting to `/`.
+///
+/// `site_root` should be absolute (the demo's files unpacked by `cli`); a relative one is taken
+/// from the current folder.
+pub fn demo(site_root: &Path) -> schema::Config {
+    let files = schema::Route {
+        prefix: Some(unspanned("/".to_string())),
+        r#static: Some(unspanned(schema::Static {
+            root: Some(unspanned(site_root.to_path_buf())),
+            listing: Some(false),
+            ..Default::default()
+        })),
+        ..Default::default()
+    };
+    let health = schema::Route {
+        exact: Some(unspanned("/healthz".to_string())),
+        respond: Some(unspanned(schema::Respond {
+            status: Some(unspanned(200)),
+            body: Some("ok\n".to_string()),
+            headers: Some(
+                [(
+                    unspanned("Content-Type".to_string()),
+                    unspanned("text/plain".to_string()),
+                )]
+                .into(),
+            ),
+        })),
+        ..Default::default()
+    };
+    let docs = schema::Route {
+        exact: Some(unspanned("/docs".to_string())),
+        redirect: Some(unspanned(schema::Redirect {
+            to: Some(unspanned("/".to_string())),
+            status: Some(unspanned(302)),
+        })),
+        ..Default::default()
+    };
+    let site = schema::Site {
+        name: Some(unspanned("welcome".to_string())),
+        listen: Some(unspanned(vec![unspanned(DEMO_LISTEN.to_string())])),
+        default: Some(unspanned(true)),
+        route: vec![unspanned(files), unspanned(health), unspanned(docs)],
+        ..Default::default()
+    };
+    schema::Config {
+        site: vec![unspanned(site)],
+        ..Default::default()
+    }
+}
+
+/// `portico file-server --root DIR [--listen ADDR] [--threads N] [--listing]`: one site, any
+/// host, serving `root` (relative to the current folder) on `listen`.
+pub fn file_server(
+    root: &Path,
+    listen: SocketAddr,
+    threads: Option<usize>,
+    listing: bool,
+) -> schema::Config {
+    let files = schema::Route {
+        r#static: Some(unspanned(schema::Static {
+            root: Some(unspanned(root.to_path_buf())),
+            listing: Some(listing),
+            ..Default::default()
+        })),
+        ..Default::default()
+    };
+    let site = schema::Site {
+        name: Some(unspanned("files".to_string())),
+        listen: Some(unspanned(vec![unspanned(listen.to_string())])),
+        default: Some(unspanned(true)),
+        route: vec![unspanned(files)],
+        ..Default::default()
+    };
+    // The schema holds TOML integers (i64); no machine has more threads than that.
+    let threads = threads.map(|n| unspanned(i64::try_from(n).unwrap_or(i64::MAX)));
+    schema::Config {
+        server: schema::Server {
+            threads,
+            ..Default::default()
+        },
+        site: vec![unspanned(site)],
+        ..Default::default()
+    }
+}
+
+/// Where the built-in demo listens (and `file-server` by default).
+pub const DEMO_LISTEN: &str = "127.0.0.1:8080";

@@ -10,9 +10,12 @@ pub mod resolve;
 pub mod schema;
 pub mod units;
 
+#[cfg(test)]
+mod tests;
+
 use std::path::Path;
 
-pub use diagnostic::{Diagnostic, Diagnostics};
+pub use diagnostic::{Diagnostic, Diagnostics, Origin};
 
 use crate::{edge, process, telemetry};
 
@@ -27,9 +30,8 @@ pub struct Config {
 /// Reads, parses and resolves a configuration file; every problem comes back as a
 /// diagnostic with the file, line and column.
 pub fn load(path: &Path) -> Result<Config, Diagnostics> {
-    let source = std::fs::read_to_string(path).map_err(|e| {
-        Diagnostics::single(Diagnostic::file_error(path, &e))
-    })?;
+    let source = std::fs::read_to_string(path)
+        .map_err(|e| Diagnostics::single(Diagnostic::file_error(path, &e)))?;
     parse(&source, path)
 }
 
@@ -37,5 +39,5 @@ pub fn load(path: &Path) -> Result<Config, Diagnostics> {
 /// paths in it are taken from its folder.
 pub fn parse(source: &str, path: &Path) -> Result<Config, Diagnostics> {
     let raw = schema::parse(source, path)?;
-    resolve::resolve(&raw, source, path)
+    resolve::resolve(&raw, Origin::File { path, source })
 }

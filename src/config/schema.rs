@@ -1,12 +1,271 @@
-//! Raw TOML schema (stub; being written).
-use std::path::Path;
+//! The raw configuration schema: serde structs that mirror the TOML file key for key.
+//!
+//! Every table refuses unknown keys (`deny_unknown_fields`) so a typo is an error with a line,
+//! never a silently ignored setting. Values are kept as written: almost every key is optional
+//! here and checked in `resolve`, which collects every problem at once, whereas serde stops at
+//! the first. Values whose problems must point at a line are [`Spanned`].
+//!
+//! The field docs are the reference text of each key (units, default, effect).
+//!
+//! Quick starts and the built-in demo build these structs in code (see `demo`): every struct
+//! has `Default`, and [`unspanned`] wraps a value that has no place in a file; resolution then
+//! names the [`Origin`] instead of a line.
 
-use super::Diagnostics;
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
 
-/// The raw configuration as written.
-#[derive(Debug, Default, serde::Deserialize)]
-pub struct Config {}
+use serde::Deserialize;
+use toml::Spanned;
 
-pub fn parse(_source: &str, _path: &Path) -> Result<Config, Diagnostics> {
-    Ok(Config {})
+use super::units::Quantity;
+use super::{Diagnostics, Origin};
+
+/// A whole configuration file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `[server]`: the process.
+    #[serde(default)]
+    pub server: Server,
+    /// `[access_log]`: absent = no access log.
+    pub access_log: Option<AccessLog>,
+    /// `[limits]`: limits and timeouts that protect the server from clients.
+    #[serde(default)]
+    pub limits: Limits,
+    /// `[[site]]`: the sites, in order. At least one.
+    #[serde(default)]
+    pub site: Vec<Spanned<Site>>,
+}
+
+/// `[server]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Server {
+    /// Runtime threads, at least 1. Default: one per CPU.
+    pub threads: Option<Spanned<i64>>,
+    /// A `tracing` filter such as `"info"` or `"portico=debug,info"`; `RUST_LOG` wins when set.
+    /// Default `"info"`.
+    pub log_level: Option<Spanned<String>>,
+}
+
+/// `[access_log]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessLog {
+    /// `"-"` (or `"stdout"`) = standard output, `"stderr"`, or a file path, relative to the
+    /// configuration file's folder; the file's folder must exist. Default `"-"`.
+    pub path: Option<Spanned<String>>,
+    /// `"combined"` (nginx/Apache combined plus the request time) or `"json"` (one object per
+    /// line). Default `"combined"`.
+    pub format: Option<Spanned<String>>,
+}
+
+/// `[limits]`: every key optional; every value must be above zero. Sizes are an integer
+/// (bytes) or a string with a binary unit (`"8k"`, `"1m"`); durations an integer (seconds) or a
+/// string with a unit (`"500ms"`, `"10s"`, `"2m"`, `"1h"`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Largest request head (request line and headers), a size; more gets 431. Default `"32k"`.
+    pub max_header_size: Option<Spanned<Quantity>>,
+    /// Most header fields in a request; more gets 431. Default 100.
+    pub max_headers: Option<Spanned<i64>>,
+    /// Longest request target, a size; longer gets 414. Default `"8k"`.
+    pub max_uri_length: Option<Spanned<Quantity>>,
+    /// Largest request body, a size; larger gets 413, before reading it or sending
+    /// `100 Continue`. Default `"1m"`.
+    pub client_max_body_size: Option<Spanned<Quantity>>,
+    /// Time to receive a whole request head once its first byte arrived; then 408.
+    /// Default `"10s"`.
+    pub client_header_timeout: Option<Spanned<Quantity>>,
+    /// Longest pause between two reads of a request body; then 408. Default `"60s"`.
+    pub client_body_timeout: Option<Spanned<Quantity>>,
+    /// How long an idle keep-alive connection is kept between requests. Default `"75s"`.
+    pub keepalive_timeout: Option<Spanned<Quantity>>,
+    /// Longest pause while the client does not accept response bytes. Default `"60s"`.
+    pub send_timeout: Option<Spanned<Quantity>>,
+    /// After an error response, how long to read and discard what the client still sends
+    /// before closing. Default `"5s"`.
+    pub lingering_timeout: Option<Spanned<Quantity>>,
+    /// Most open client connections; more are answered 503 with `Retry-After` and closed.
+    /// Default 16384.
+    pub max_connections: Option<Spanned<i64>>,
+    /// Most requests being answered at once; more get 503 with `Retry-After`. Default 4096.
+    pub max_requests_in_flight: Option<Spanned<i64>>,
+    /// How long a graceful stop (SIGTERM, SIGINT) waits for requests in flight.
+    /// Default `"10s"`.
+    pub shutdown_timeout: Option<Spanned<Quantity>>,
+}
+
+/// `[[site]]`: a set of host names on some listeners, with routes.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Site {
+    /// The site's name in logs. Default `"site-N"`, N counting sites from 1.
+    pub name: Option<Spanned<String>>,
+    /// Required: addresses to listen on, `IP:PORT` (`"127.0.0.1:8080"`, `"[::]:443"`); at
+    /// least one. Port 0 picks a free port. Sites naming the same address share its listener.
+    pub listen: Option<Spanned<Vec<Spanned<String>>>>,
+    /// Host names this site answers, without port: `"example.com"`, or `"*.example.com"` for
+    /// any name ending in `.example.com`. Compared without case. Default: any host.
+    pub hosts: Option<Vec<Spanned<String>>>,
+    /// Answer requests whose host no site on the listener names. At most one site per
+    /// listener. Default false.
+    pub default: Option<Spanned<bool>>,
+    /// While true, every request is answered 503 with `Retry-After`. Default false.
+    pub maintenance: Option<bool>,
+    /// `[[site.route]]`: the routes. A request takes the route with an equal `exact` path,
+    /// else the one with the longest matching `prefix`.
+    #[serde(default)]
+    pub route: Vec<Spanned<Route>>,
+}
+
+/// `[[site.route]]`: a path match, the methods it allows, and exactly one handler table:
+/// `static`, `redirect` or `respond`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    /// Match a path exactly (`"/robots.txt"`). Starts with `/`. At most one of `exact` and
+    /// `prefix`; with neither the route matches every path (prefix `"/"`).
+    pub exact: Option<Spanned<String>>,
+    /// Match paths starting with this (`"/static/"`). Starts with `/`.
+    pub prefix: Option<Spanned<String>>,
+    /// Methods allowed, upper-cased (`["GET", "HEAD"]`); others get 405. Extension methods are
+    /// allowed if they are valid tokens. Default: the handler's set (static: GET, HEAD,
+    /// OPTIONS; redirect and respond: GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS).
+    pub methods: Option<Vec<Spanned<String>>>,
+    /// Answer TRACE by echoing the request as `message/http`. Default false (405).
+    pub trace: Option<bool>,
+    /// `[site.route.static]`: serve files from a folder.
+    pub r#static: Option<Spanned<Static>>,
+    /// `redirect = { ... }`: answer with a redirect.
+    pub redirect: Option<Spanned<Redirect>>,
+    /// `respond = { ... }`: answer with a fixed response.
+    pub respond: Option<Spanned<Respond>>,
+}
+
+/// `[site.route.static]`: files from a root folder.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Static {
+    /// Required: the folder, relative to the configuration file's folder; it must exist.
+    pub root: Option<Spanned<PathBuf>>,
+    /// File names tried, in order, for a path naming a folder; plain names, no `/`.
+    /// Default `["index.html"]`.
+    pub index: Option<Vec<Spanned<String>>>,
+    /// List a folder that has no index file. Default false (403, as nginx).
+    pub listing: Option<bool>,
+    /// Follow symlinks that lead outside the root. Default false (403).
+    pub follow_symlinks_outside: Option<bool>,
+    /// Serve `name.br`, `name.zst` or `name.gz` next to `name` when the client accepts it.
+    /// Default true.
+    pub precompressed: Option<bool>,
+    /// Compress text types on the fly when no precompressed file exists. Default true.
+    pub compress: Option<bool>,
+    /// Map the path after the route's `prefix` (nginx `alias`) instead of the whole path
+    /// (nginx `root`). Default false.
+    pub strip_prefix: Option<bool>,
+}
+
+/// `redirect = { to = "...", status = 301 }`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Redirect {
+    /// Required: the target, a template that may use `{scheme}`, `{host}` (with the port
+    /// when the request had one), `{path}`, `{query}` (without `?`), `{uri}` (path and
+    /// `?query`) and `{suffix}` (the path after the route's prefix).
+    pub to: Option<Spanned<String>>,
+    /// 301, 302, 303, 307 or 308. Default 302.
+    pub status: Option<Spanned<i64>>,
+}
+
+/// `respond = { status = 200, body = "...", headers = { ... } }`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Respond {
+    /// The status, 100 to 599. Default 200.
+    pub status: Option<Spanned<i64>>,
+    /// The body, sent as written. Default empty.
+    pub body: Option<String>,
+    /// Response headers (`{ "Content-Type" = "text/plain" }`). `Content-Length` and
+    /// `Transfer-Encoding` are set by portico. Default none.
+    pub headers: Option<BTreeMap<Spanned<String>, Spanned<String>>>,
+}
+
+/// Parses configuration text into the raw schema; a TOML syntax error or a schema mismatch
+/// (unknown key, wrong type, duplicate key) becomes one diagnostic at its line.
+pub fn parse(source: &str, path: &Path) -> Result<Config, Diagnostics> {
+    toml::from_str(source).map_err(|error: toml::de::Error| {
+        let origin = Origin::File { path, source };
+        let message = error.message().trim_end().to_string();
+        let hint = suggestion(&message).map(|key| format!("did you mean `{key}`?"));
+        Diagnostics::single(origin.diagnostic(error.span(), message, hint))
+    })
+}
+
+/// Wraps a value built in code (not read from a file) for a [`Spanned`] field. Its span is
+/// empty; diagnostics about it name the [`Origin`] (`(command line)`) instead of a line.
+pub fn unspanned<T>(value: T) -> Spanned<T> {
+    Spanned::new(EMPTY_SPAN, value)
+}
+
+/// For serde's ``unknown field `rooot`, expected one of `root`, `index` `` the expected key
+/// closest to the unknown one, if it is close enough to be a typo.
+fn suggestion(message: &str) -> Option<&str> {
+    let rest = message.strip_prefix("unknown field `")?;
+    let (unknown, expected) = rest.split_once('`')?;
+    expected
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(|key| (edit_distance(unknown, key), key))
+        .filter(|&(distance, key)| distance <= key.len().div_ceil(3).min(3))
+        .min_by_key(|&(distance, _)| distance)
+        .map(|(_, key)| key)
+}
+
+/// Levenshtein distance, in characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let substitution = diagonal + usize::from(ca != cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substitution.min(row[j] + 1).min(diagonal + 1);
+        }
+    }
+    row[b.len()]
+}
+
+const EMPTY_SPAN: Range<usize> = 0..0;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggestion_finds_a_close_key_only() {
+        let message = "unknown field `rooot`, expected one of `root`, `index`, `listing`";
+        assert_eq!(suggestion(message), Some("root"));
+        let message = "unknown field `colour`, expected one of `root`, `index`";
+        assert_eq!(suggestion(message), None);
+        let message = "unknown field `lisen`, expected one of `name`, `listen`, `hosts`";
+        assert_eq!(suggestion(message), Some("listen"));
+        assert_eq!(suggestion("invalid type: integer"), None);
+        let message = "unknown field `x`, expected `to` or `status`";
+        assert_eq!(suggestion(message), None);
+    }
+
+    #[test]
+    fn edit_distance_counts_insertions_deletions_substitutions() {
+        assert_eq!(edit_distance("root", "root"), 0);
+        assert_eq!(edit_distance("rooot", "root"), 1);
+        assert_eq!(edit_distance("rot", "root"), 1);
+        assert_eq!(edit_distance("roat", "root"), 1);
+        assert_eq!(edit_distance("", "abc"), 3);
+    }
 }

@@ -1,0 +1,353 @@
+//! Resolves `[[site]]`: name, listen addresses, host patterns, flags and routes, then the
+//! checks that need every site at once (one default site and distinct hosts per listener) and
+//! the list of listeners (unique addresses in order of first appearance).
+
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::ops::Range;
+
+use toml::Spanned;
+
+use super::{Context, Problem, route};
+use crate::config::schema;
+use crate::edge::{self, HostPattern};
+
+/// All sites, and the unique listen addresses in order of first appearance.
+pub(super) fn sites(
+    cx: &mut Context<'_>,
+    raw: &[Spanned<schema::Site>],
+) -> (Vec<SocketAddr>, Vec<edge::Site>) {
+    if raw.is_empty() {
+        let problem = Problem::new("there is no [[site]], so there is nothing to serve")
+            .with_hint("add a [[site]] with `listen` and at least one [[site.route]]");
+        cx.report(None, problem);
+    }
+    let placed: Vec<Placed> = raw
+        .iter()
+        .enumerate()
+        .map(|(i, site)| self::site(cx, i + 1, site))
+        .collect();
+    check_defaults(cx, &placed);
+    check_hosts(cx, &placed);
+    let mut listeners = Vec::new();
+    for addr in placed.iter().flat_map(|p| &p.site.listen) {
+        if !listeners.contains(addr) {
+            listeners.push(*addr);
+        }
+    }
+    (listeners, placed.into_iter().map(|p| p.site).collect())
+}
+
+/// A resolved site with the spans the checks across sites point at.
+struct Placed {
+    site: edge::Site,
+    /// The `[[site]]` table.
+    span: Range<usize>,
+    /// The `default` key, when set.
+    default_span: Option<Range<usize>>,
+    /// One per entry of `site.hosts`, with the host as written.
+    hosts: Vec<Spanned<String>>,
+}
+
+/// `number` counts sites from 1, for the default name `site-N`.
+fn site(cx: &mut Context<'_>, number: usize, raw: &Spanned<schema::Site>) -> Placed {
+    let site = raw.get_ref();
+    let name = name(cx, number, site.name.as_ref());
+    let listen = listen(cx, &name, raw.span(), site.listen.as_ref());
+    let (hosts, written_hosts) = hosts(cx, &name, site.hosts.as_deref().unwrap_or_default());
+    let routes = site
+        .route
+        .iter()
+        .filter_map(|r| route::route(cx, r))
+        .collect();
+    Placed {
+        site: edge::Site {
+            name,
+            hosts,
+            listen,
+            default: site.default.as_ref().is_some_and(|d| *d.get_ref()),
+            maintenance: site.maintenance.unwrap_or(false),
+            routes,
+        },
+        span: raw.span(),
+        default_span: site.default.as_ref().map(Spanned::span),
+        hosts: written_hosts,
+    }
+}
+
+fn name(cx: &mut Context<'_>, number: usize, raw: Option<&Spanned<String>>) -> String {
+    match raw {
+        Some(name) if name.get_ref().trim().is_empty() => {
+            cx.error_with_hint(
+                name.span(),
+                "the site `name` is empty",
+                "omit it for `site-N`",
+            );
+            format!("site-{number}")
+        }
+        Some(name) => name.get_ref().clone(),
+        None => format!("site-{number}"),
+    }
+}
+
+/// At least one `IP:PORT`; a repeated address counts once.
+fn listen(
+    cx: &mut Context<'_>,
+    site: &str,
+    site_span: Range<usize>,
+    raw: Option<&Spanned<Vec<Spanned<String>>>>,
+) -> Vec<SocketAddr> {
+    let hint = "add listen = [\"127.0.0.1:8080\"] (an IP address and a port; 0 picks a free port)";
+    let Some(raw) = raw else {
+        cx.error_with_hint(site_span, format!("site `{site}` has no `listen`"), hint);
+        return Vec::new();
+    };
+    if raw.get_ref().is_empty() {
+        cx.error_with_hint(
+            raw.span(),
+            format!("site `{site}` has an empty `listen`"),
+            hint,
+        );
+    }
+    let mut addrs = Vec::new();
+    for text in raw.get_ref() {
+        match text.get_ref().trim().parse::<SocketAddr>() {
+            Ok(addr) if !addrs.contains(&addr) => addrs.push(addr),
+            Ok(_) => {}
+            Err(_) => cx.error_with_hint(
+                text.span(),
+                format!("`{}` is not an IP address and port", text.get_ref()),
+                "write \"127.0.0.1:8080\", \"0.0.0.0:80\" or \"[::]:443\"; names are not resolved",
+            ),
+        }
+    }
+    addrs
+}
+
+/// The patterns, with the hosts as written (one per pattern); a host listed twice is reported.
+fn hosts(
+    cx: &mut Context<'_>,
+    site: &str,
+    raw: &[Spanned<String>],
+) -> (Vec<HostPattern>, Vec<Spanned<String>>) {
+    let mut patterns = Vec::new();
+    let mut written = Vec::new();
+    for text in raw {
+        match host_pattern(text.get_ref()) {
+            Ok(pattern) if patterns.contains(&pattern) => cx.error(
+                text.span(),
+                format!("host `{}` is listed twice in site `{site}`", text.get_ref()),
+            ),
+            Ok(pattern) => {
+                patterns.push(pattern);
+                written.push(text.clone());
+            }
+            Err(problem) => cx.report(Some(text.span()), problem),
+        }
+    }
+    (patterns, written)
+}
+
+/// Parses a host pattern: a name (`example.com`), a wildcard (`*.example.com`), an IPv4
+/// address or a bracketed IPv6 address; lower-cased, without port.
+pub(super) fn host_pattern(text: &str) -> Result<HostPattern, Problem> {
+    let host = text.to_ascii_lowercase();
+    if host.is_empty() {
+        return Err(Problem::new("a host is empty").with_hint("remove it, or write a host name"));
+    }
+    if host == "*" {
+        return Err(Problem::new("`*` is not a host pattern")
+            .with_hint("omit `hosts` to answer any host, or set `default = true`"));
+    }
+    if let Some(inner) = host.strip_prefix('[') {
+        return match inner.strip_suffix(']').map(str::parse::<Ipv6Addr>) {
+            Some(Ok(_)) => Ok(HostPattern::Exact(host)),
+            _ => Err(Problem::new(format!(
+                "`{text}` is not a valid IPv6 address"
+            ))),
+        };
+    }
+    if host.parse::<IpAddr>().is_ok_and(|ip| ip.is_ipv6()) {
+        return Err(Problem::new(format!("IPv6 host `{text}` needs brackets"))
+            .with_hint(format!("write \"[{host}]\", as the Host header does")));
+    }
+    if let Some(suffix) = host.strip_prefix("*.") {
+        check_name(suffix, text)?;
+        return Ok(HostPattern::Suffix(format!(".{suffix}")));
+    }
+    check_name(&host, text)?;
+    Ok(HostPattern::Exact(host))
+}
+
+/// A DNS name (or IPv4 address): labels of letters, digits, `-` and `_`, 1 to 63 bytes each,
+/// 253 in all.
+fn check_name(name: &str, text: &str) -> Result<(), Problem> {
+    let invalid = || Problem::new(format!("`{text}` is not a valid host name"));
+    if name.contains(':') {
+        return Err(Problem::new(format!("host `{text}` has a port"))
+            .with_hint("hosts are matched without the port; the port belongs in `listen`"));
+    }
+    if name.contains('*') {
+        return Err(
+            invalid().with_hint("a wildcard is only allowed as the first label: *.example.com")
+        );
+    }
+    if !name.is_ascii() {
+        return Err(invalid().with_hint("write an international name in its xn-- (punycode) form"));
+    }
+    let label_ok = |label: &str| {
+        (1..=63).contains(&label.len())
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+    };
+    if name.len() > 253 || !name.split('.').all(label_ok) {
+        return Err(invalid().with_hint(
+            "a host name is dot-separated labels of letters, digits and `-`, without a trailing dot",
+        ));
+    }
+    Ok(())
+}
+
+/// At most one default site per listener.
+fn check_defaults(cx: &mut Context<'_>, sites: &[Placed]) {
+    for (i, later) in sites.iter().enumerate() {
+        let Some(span) = &later.default_span else {
+            continue;
+        };
+        if !later.site.default {
+            continue;
+        }
+        let clash = sites[..i]
+            .iter()
+            .filter(|earlier| earlier.site.default)
+            .find_map(|earlier| {
+                shared_listener(&earlier.site, &later.site).map(|addr| (earlier, addr))
+            });
+        if let Some((earlier, addr)) = clash {
+            cx.error_with_hint(
+                span.clone(),
+                format!(
+                    "sites `{}` and `{}` are both default on {addr}",
+                    earlier.site.name, later.site.name
+                ),
+                "at most one site per listener may set default = true",
+            );
+        }
+    }
+}
+
+/// Distinct hosts per listener: the same pattern in two sites sharing a listener, or two sites
+/// answering any host there, would leave one of them unreachable.
+fn check_hosts(cx: &mut Context<'_>, sites: &[Placed]) {
+    for (i, later) in sites.iter().enumerate() {
+        let earlier_sites = &sites[..i];
+        if later.site.hosts.is_empty() {
+            let clash = earlier_sites
+                .iter()
+                .filter(|e| e.site.hosts.is_empty())
+                .find_map(|e| shared_listener(&e.site, &later.site).map(|addr| (e, addr)));
+            if let Some((earlier, addr)) = clash {
+                cx.error_with_hint(
+                    later.span.clone(),
+                    format!(
+                        "sites `{}` and `{}` both answer any host on {addr}",
+                        earlier.site.name, later.site.name
+                    ),
+                    "give one of them `hosts`; a site without `hosts` answers every host",
+                );
+            }
+        }
+        for (pattern, written) in later.site.hosts.iter().zip(&later.hosts) {
+            let clash = earlier_sites
+                .iter()
+                .filter(|e| e.site.hosts.contains(pattern))
+                .find_map(|e| shared_listener(&e.site, &later.site).map(|addr| (e, addr)));
+            if let Some((earlier, addr)) = clash {
+                cx.error(
+                    written.span(),
+                    format!(
+                        "host `{}` is already answered on {addr} by site `{}`",
+                        written.get_ref(),
+                        earlier.site.name
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// The first listen address two sites share.
+fn shared_listener(a: &edge::Site, b: &edge::Site) -> Option<SocketAddr> {
+    b.listen
+        .iter()
+        .find(|addr| a.listen.contains(addr))
+        .copied()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_patterns_are_lower_case_and_wildcards_become_suffixes() {
+        assert_eq!(
+            host_pattern("Example.COM"),
+            Ok(HostPattern::Exact("example.com".into()))
+        );
+        assert_eq!(
+            host_pattern("*.Example.com"),
+            Ok(HostPattern::Suffix(".example.com".into()))
+        );
+        assert_eq!(
+            host_pattern("127.0.0.1"),
+            Ok(HostPattern::Exact("127.0.0.1".into()))
+        );
+        assert_eq!(
+            host_pattern("[::1]"),
+            Ok(HostPattern::Exact("[::1]".into()))
+        );
+        assert_eq!(
+            host_pattern("localhost"),
+            Ok(HostPattern::Exact("localhost".into()))
+        );
+        assert_eq!(
+            host_pattern("xn--bcher-kva.example"),
+            Ok(HostPattern::Exact("xn--bcher-kva.example".into()))
+        );
+    }
+
+    #[test]
+    fn invalid_hosts_are_refused_with_a_reason() {
+        for bad in [
+            "",
+            "*",
+            "a..b",
+            "example.com.",
+            "-a.com",
+            "a b",
+            "exa*mple.com",
+            "*.*.a",
+            "[::1",
+            "[zz]",
+            "bücher.de",
+            "example.com:8080",
+            "*.",
+            ".example.com",
+        ] {
+            assert!(host_pattern(bad).is_err(), "{bad:?} was accepted");
+        }
+        let port = host_pattern("example.com:80").unwrap_err();
+        assert!(port.message.contains("has a port"), "{port:?}");
+        let v6 = host_pattern("::1").unwrap_err();
+        assert_eq!(
+            v6.hint.as_deref(),
+            Some("write \"[::1]\", as the Host header does")
+        );
+        assert!(host_pattern(&"a".repeat(64)).is_err());
+        // 253 bytes is the most.
+        assert!(host_pattern(&["a"; 127].join(".")).is_ok());
+        assert!(host_pattern(&format!("{}.bb", ["a"; 126].join("."))).is_err());
+    }
+}

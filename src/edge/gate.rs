@@ -90,20 +90,31 @@ enum Stage {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Chunk {
     /// Reading the hex size; `digits` seen so far.
-    Size { size: u64, digits: u8 },
+    Size {
+        size: u64,
+        digits: u8,
+    },
     /// After the size: extensions up to CR.
-    Extension { size: u64 },
+    Extension {
+        size: u64,
+    },
     /// Expecting LF after CR ending a size line.
-    SizeLf { size: u64 },
+    SizeLf {
+        size: u64,
+    },
     /// This many data bytes left.
     Data(u64),
     /// Expecting CR then LF after data.
     DataCr,
     DataLf,
     /// In the trailer section: at the start of a line (`line_len` 0) or inside one.
-    Trailer { line_len: usize },
+    Trailer {
+        line_len: usize,
+    },
     /// Expecting LF after CR in the trailer section.
-    TrailerLf { line_len: usize },
+    TrailerLf {
+        line_len: usize,
+    },
 }
 
 /// An I/O wrapper that lets a request head through only once it is complete and valid.
@@ -215,7 +226,11 @@ impl<S> Gate<S> {
                 Stage::Body(left) => {
                     let take = left.min(unchecked.len() as u64);
                     self.ready += take as usize;
-                    self.stage = if take == left { Stage::Head } else { Stage::Body(left - take) };
+                    self.stage = if take == left {
+                        Stage::Head
+                    } else {
+                        Stage::Body(left - take)
+                    };
                 }
                 Stage::Chunked(chunk) => match scan_chunked(chunk, unchecked) {
                     Ok((used, Some(chunk))) => {
@@ -305,7 +320,11 @@ impl<S: AsyncRead + Unpin> AsyncRead for Gate<S> {
 }
 
 impl<S: AsyncWrite + Unpin> AsyncWrite for Gate<S> {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
     }
 
@@ -336,7 +355,10 @@ pub enum HeadCheck {
     /// More bytes are needed.
     Incomplete,
     /// The head is `len` bytes (leading empty lines included) and valid.
-    Complete { len: usize, framing: Framing },
+    Complete {
+        len: usize,
+        framing: Framing,
+    },
     Rejected(Rejection),
 }
 
@@ -349,11 +371,15 @@ pub enum HeadCheck {
 /// within the limits.
 pub fn check_head(bytes: &[u8], limits: HeadLimits) -> HeadCheck {
     // RFC 9112 §2.2: a server SHOULD ignore at least one empty line before the request line.
-    let skipped = bytes.iter().take_while(|&&b| b == b'\r' || b == b'\n').count();
+    let skipped = bytes
+        .iter()
+        .take_while(|&&b| b == b'\r' || b == b'\n')
+        .count();
     let start = &bytes[skipped..];
     let Some(end) = find_head_end(start) else {
         if let Some(line_end) = start.iter().position(|&b| b == b'\n') {
-            return check_line_ends(&start[..=line_end]).map_or(HeadCheck::Incomplete, HeadCheck::Rejected);
+            return check_line_ends(&start[..=line_end])
+                .map_or(HeadCheck::Incomplete, HeadCheck::Rejected);
         }
         // The request line alone is already longer than any target we accept.
         if start.len() > limits.max_uri_bytes + 32 && !start.contains(&b'\n') {
@@ -377,8 +403,12 @@ pub fn check_head(bytes: &[u8], limits: HeadLimits) -> HeadCheck {
     let mut req = httparse::Request::new(slots);
     match req.parse(head) {
         Ok(httparse::Status::Complete(_)) => {}
-        Ok(httparse::Status::Partial) => return HeadCheck::Rejected(Rejection::Malformed("incomplete head")),
-        Err(httparse::Error::TooManyHeaders) => return HeadCheck::Rejected(Rejection::HeadTooLarge),
+        Ok(httparse::Status::Partial) => {
+            return HeadCheck::Rejected(Rejection::Malformed("incomplete head"));
+        }
+        Err(httparse::Error::TooManyHeaders) => {
+            return HeadCheck::Rejected(Rejection::HeadTooLarge);
+        }
         Err(_) => return HeadCheck::Rejected(Rejection::Malformed("invalid request syntax")),
     }
     let path = req.path.unwrap_or("");
@@ -425,10 +455,14 @@ pub fn check_head(bytes: &[u8], limits: HeadLimits) -> HeadCheck {
     }
     let framing = match (chunked_last, content_length) {
         (Some(_), Some(_)) => {
-            return HeadCheck::Rejected(Rejection::Malformed("Content-Length with Transfer-Encoding"));
+            return HeadCheck::Rejected(Rejection::Malformed(
+                "Content-Length with Transfer-Encoding",
+            ));
         }
         (Some(false), None) => {
-            return HeadCheck::Rejected(Rejection::Malformed("Transfer-Encoding not ending in chunked"));
+            return HeadCheck::Rejected(Rejection::Malformed(
+                "Transfer-Encoding not ending in chunked",
+            ));
         }
         (Some(true), None) => Framing::Chunked,
         (None, Some(n)) => Framing::Length(n),
@@ -502,7 +536,10 @@ fn parse_content_length(value: &[u8]) -> Option<u64> {
 
 /// 414 when the request line alone is too long, else 431.
 fn too_large(bytes: &[u8], limits: HeadLimits) -> Rejection {
-    let line = bytes.iter().position(|&b| b == b'\n').unwrap_or(bytes.len());
+    let line = bytes
+        .iter()
+        .position(|&b| b == b'\n')
+        .unwrap_or(bytes.len());
     if line > limits.max_uri_bytes {
         Rejection::UriTooLong
     } else {
@@ -524,7 +561,10 @@ fn scan_chunked(mut chunk: Chunk, bytes: &[u8]) -> Result<(usize, Option<Chunk>)
                         return Err("chunk size too large");
                     }
                     let d = (b as char).to_digit(16).unwrap_or(0) as u64;
-                    Chunk::Size { size: size * 16 + d, digits: digits + 1 }
+                    Chunk::Size {
+                        size: size * 16 + d,
+                        digits: digits + 1,
+                    }
                 }
                 b';' | b' ' | b'\t' if digits > 0 => Chunk::Extension { size },
                 b'\r' if digits > 0 => Chunk::SizeLf { size },
@@ -543,7 +583,11 @@ fn scan_chunked(mut chunk: Chunk, bytes: &[u8]) -> Result<(usize, Option<Chunk>)
             Chunk::Data(left) => {
                 let take = left.min((bytes.len() - i) as u64);
                 i += take as usize;
-                chunk = if take == left { Chunk::DataCr } else { Chunk::Data(left - take) };
+                chunk = if take == left {
+                    Chunk::DataCr
+                } else {
+                    Chunk::Data(left - take)
+                };
                 continue;
             }
             Chunk::DataCr => match b {
@@ -558,7 +602,9 @@ fn scan_chunked(mut chunk: Chunk, bytes: &[u8]) -> Result<(usize, Option<Chunk>)
                 b'\r' => Chunk::TrailerLf { line_len },
                 b'\n' => return Err("bare LF in trailer"),
                 _ if line_len >= MAX_TRAILER_LINE => return Err("trailer line too long"),
-                _ => Chunk::Trailer { line_len: line_len + 1 },
+                _ => Chunk::Trailer {
+                    line_len: line_len + 1,
+                },
             },
             Chunk::TrailerLf { line_len } => match b {
                 b'\n' if line_len == 0 => return Ok((i + 1, None)),
@@ -597,13 +643,19 @@ mod tests {
         let text = "GET / HTTP/1.1\r\nHost: a\r\n\r\n";
         assert_eq!(
             check(text),
-            HeadCheck::Complete { len: text.len(), framing: Framing::Length(0) }
+            HeadCheck::Complete {
+                len: text.len(),
+                framing: Framing::Length(0)
+            }
         );
     }
 
     #[test]
     fn partial_head_waits() {
-        assert_eq!(check("GET / HTTP/1.1\r\nHost: a\r\n"), HeadCheck::Incomplete);
+        assert_eq!(
+            check("GET / HTTP/1.1\r\nHost: a\r\n"),
+            HeadCheck::Incomplete
+        );
         assert_eq!(check("GET / HT"), HeadCheck::Incomplete);
     }
 
@@ -615,9 +667,13 @@ mod tests {
 
     #[test]
     fn content_length_with_transfer_encoding_is_rejected() {
-        let r = rejected("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n");
+        let r = rejected(
+            "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+        );
         assert_eq!(r.status(), StatusCode::BAD_REQUEST);
-        rejected("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n");
+        rejected(
+            "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n",
+        );
     }
 
     #[test]
@@ -628,7 +684,10 @@ mod tests {
         rejected("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +5\r\n\r\n");
         assert!(matches!(
             check("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n"),
-            HeadCheck::Complete { framing: Framing::Length(5), .. }
+            HeadCheck::Complete {
+                framing: Framing::Length(5),
+                ..
+            }
         ));
     }
 
@@ -639,7 +698,10 @@ mod tests {
         rejected("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n");
         assert!(matches!(
             check("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"),
-            HeadCheck::Complete { framing: Framing::Chunked, .. }
+            HeadCheck::Complete {
+                framing: Framing::Chunked,
+                ..
+            }
         ));
     }
 
@@ -647,7 +709,10 @@ mod tests {
     fn host_rules() {
         rejected("GET / HTTP/1.1\r\n\r\n");
         rejected("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n");
-        assert!(matches!(check("GET / HTTP/1.0\r\n\r\n"), HeadCheck::Complete { .. }));
+        assert!(matches!(
+            check("GET / HTTP/1.0\r\n\r\n"),
+            HeadCheck::Complete { .. }
+        ));
     }
 
     #[test]
@@ -667,7 +732,10 @@ mod tests {
         let many: String = (0..9).map(|i| format!("X-{i}: v\r\n")).collect();
         let text = format!("GET / HTTP/1.1\r\nHost: a\r\n{many}\r\n");
         assert_eq!(rejected(&text), Rejection::HeadTooLarge);
-        let big = format!("GET / HTTP/1.1\r\nHost: a\r\nX: {}\r\n\r\n", "v".repeat(2000));
+        let big = format!(
+            "GET / HTTP/1.1\r\nHost: a\r\nX: {}\r\n\r\n",
+            "v".repeat(2000)
+        );
         assert_eq!(rejected(&big), Rejection::HeadTooLarge);
     }
 
@@ -675,11 +743,17 @@ mod tests {
     fn upgrade_and_connect_turn_opaque() {
         assert!(matches!(
             check("GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n"),
-            HeadCheck::Complete { framing: Framing::Opaque, .. }
+            HeadCheck::Complete {
+                framing: Framing::Opaque,
+                ..
+            }
         ));
         assert!(matches!(
             check("CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n"),
-            HeadCheck::Complete { framing: Framing::Opaque, .. }
+            HeadCheck::Complete {
+                framing: Framing::Opaque,
+                ..
+            }
         ));
     }
 

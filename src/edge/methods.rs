@@ -57,8 +57,10 @@ pub fn trace(parts: &http::request::Parts) -> Response<Body> {
     }
     text.push_str("\r\n");
     let mut res = Response::new(Body::from(text));
-    res.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("message/http"));
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("message/http"),
+    );
     res
 }
 
@@ -77,7 +79,9 @@ mod tests {
             .unwrap()
             .into_parts();
         let res = trace(&parts);
-        let Body::Full(Some(bytes)) = res.body() else { panic!("expected a full body") };
+        let Body::Full(Some(bytes)) = res.body() else {
+            panic!("expected a full body")
+        };
         let text = std::str::from_utf8(bytes).unwrap();
         assert!(text.starts_with("TRACE /a?b=1 HTTP/1.1\r\n"), "{text}");
         assert!(text.contains("x-one: 1\r\n"), "{text}");

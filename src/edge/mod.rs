@@ -17,4 +17,6 @@ pub mod settings;
 pub mod tracked;
 
 pub use server::Server;
-pub use settings::{Handler, HostPattern, Limits, PathMatch, Redirect, Respond, Route, Settings, Site};
+pub use settings::{
+    Handler, HostPattern, Limits, PathMatch, Redirect, Respond, Route, Settings, Site,
+};

@@ -18,6 +18,10 @@
 //! A panic in a phase is caught here, logged, and answered with 500; the connection and the
 //! worker carry on.
 
+// Phases return `Result<_, Response<Body>>`: the error is the early answer. It is built and
+// moved once per request; boxing it would add an allocation to every early answer.
+#![allow(clippy::result_large_err)]
+
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
@@ -43,7 +47,11 @@ const RETRY_AFTER_SECS: &str = "5";
 
 /// Answers one request.
 pub async fn handle(ctx: Arc<ConnCtx>, req: Request<Incoming>) -> Response<Tracked> {
-    let log = ctx.shared.access_log.as_ref().map(|_| Record::begin(&req, ctx.peer));
+    let log = ctx
+        .shared
+        .access_log
+        .as_ref()
+        .map(|_| Record::begin(&req, ctx.peer));
     let is_h1 = req.version() < Version::HTTP_2;
     let client_wants_close = is_h1 && client_wants_close(&req);
     let (mut response, permit) = match admit(&ctx) {
@@ -113,7 +121,10 @@ fn check_request(ctx: &ConnCtx, parts: &http::request::Parts) -> Result<(), Resp
     if parts.method == Method::CONNECT {
         // No forward proxy yet: nothing here can open a tunnel.
         let mut res = error_page::response(StatusCode::METHOD_NOT_ALLOWED);
-        res.headers_mut().insert(header::ALLOW, HeaderValue::from_static(methods::SERVER_METHODS));
+        res.headers_mut().insert(
+            header::ALLOW,
+            HeaderValue::from_static(methods::SERVER_METHODS),
+        );
         return Err(res);
     }
     let target_len = parts.uri.path_and_query().map_or(0, |pq| pq.as_str().len());
@@ -144,12 +155,17 @@ fn check_method(route: &CompiledRoute, parts: &http::request::Parts) -> Result<(
         StatusCode::NOT_IMPLEMENTED
     };
     let mut res = error_page::response(status);
-    res.headers_mut().insert(header::ALLOW, route.allow_header.clone());
+    res.headers_mut()
+        .insert(header::ALLOW, route.allow_header.clone());
     Err(res)
 }
 
 /// Phase 5: the body's size and pace, checked before and while reading it.
-async fn read_body(ctx: &ConnCtx, parts: &http::request::Parts, mut body: Incoming) -> Result<(), Response<Body>> {
+async fn read_body(
+    ctx: &ConnCtx,
+    parts: &http::request::Parts,
+    mut body: Incoming,
+) -> Result<(), Response<Body>> {
     use http_body::Body as _;
     if body.is_end_stream() {
         return Ok(());
@@ -190,7 +206,11 @@ async fn produce(route: &CompiledRoute, parts: &http::request::Parts) -> Respons
             let path = match (&route.route.path, settings.strip_prefix) {
                 (super::PathMatch::Prefix(prefix), true) => {
                     let rest = &path[prefix.len().min(path.len())..];
-                    if rest.starts_with('/') { rest.to_string() } else { format!("/{rest}") }
+                    if rest.starts_with('/') {
+                        rest.to_string()
+                    } else {
+                        format!("/{rest}")
+                    }
                 }
                 _ => path.to_string(),
             };
@@ -207,8 +227,10 @@ fn filter_response(ctx: &ConnCtx, res: &mut Response<Body>, is_h1: bool, client_
     headers.insert(header::SERVER, HeaderValue::from_static("portico"));
     let has_body = !matches!(res.body(), Body::Empty);
     if has_body && !res.headers().contains_key(header::CONTENT_TYPE) {
-        res.headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+        res.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/octet-stream"),
+        );
     }
     if !is_h1 {
         return;
@@ -223,9 +245,16 @@ fn filter_response(ctx: &ConnCtx, res: &mut Response<Body>, is_h1: bool, client_
             | StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
     );
     if error_closes || ctx.shared.drain.is_cancelled() {
-        res.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+        res.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
-    if error_closes || client_wants_close || res.headers().get(header::CONNECTION).is_some_and(|v| v == "close") {
+    if error_closes
+        || client_wants_close
+        || res
+            .headers()
+            .get(header::CONNECTION)
+            .is_some_and(|v| v == "close")
+    {
         ctx.state.close_after_response();
     }
 }
@@ -233,8 +262,10 @@ fn filter_response(ctx: &ConnCtx, res: &mut Response<Body>, is_h1: bool, client_
 /// 503 with `Retry-After`.
 fn unavailable() -> Response<Body> {
     let mut res = error_page::response(StatusCode::SERVICE_UNAVAILABLE);
-    res.headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
+    res.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from_static(RETRY_AFTER_SECS),
+    );
     res
 }
 

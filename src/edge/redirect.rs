@@ -1,15 +1,19 @@
 //! The `redirect` handler: a status (301, 302, 303, 307, 308) and a `Location` built from the
 //! route's template.
 
-use http::header::{self, HeaderValue};
 use http::Response;
+use http::header::{self, HeaderValue};
 
 use super::router::request_host;
 use super::settings::{PathMatch, Redirect};
 use crate::http::{Body, error_page};
 
 /// Answers with the redirect; a target that is not a valid header value gives 500.
-pub fn answer(settings: &Redirect, path_match: &PathMatch, parts: &http::request::Parts) -> Response<Body> {
+pub fn answer(
+    settings: &Redirect,
+    path_match: &PathMatch,
+    parts: &http::request::Parts,
+) -> Response<Body> {
     let target = expand(&settings.to, path_match, parts);
     let Ok(location) = HeaderValue::from_str(&target) else {
         return error_page::response(http::StatusCode::INTERNAL_SERVER_ERROR);
@@ -29,7 +33,13 @@ pub fn expand(template: &str, path_match: &PathMatch, parts: &http::request::Par
         .uri
         .authority()
         .map(|a| a.as_str().to_string())
-        .or_else(|| parts.headers.get(header::HOST).and_then(|v| v.to_str().ok()).map(str::to_string))
+        .or_else(|| {
+            parts
+                .headers
+                .get(header::HOST)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        })
         .or_else(|| request_host(parts))
         .unwrap_or_default();
     let suffix = match path_match {
@@ -78,8 +88,17 @@ mod tests {
             .unwrap()
             .into_parts();
         let prefix = PathMatch::Prefix("/old/".into());
-        assert_eq!(expand("https://{host}{uri}", &prefix, &parts), "https://example.com:8080/old/page?x=1");
-        assert_eq!(expand("/new/{suffix}?{query}", &prefix, &parts), "/new/page?x=1");
-        assert_eq!(expand("{scheme}://{host}{path}{unknown}", &prefix, &parts), "http://example.com:8080/old/page{unknown}");
+        assert_eq!(
+            expand("https://{host}{uri}", &prefix, &parts),
+            "https://example.com:8080/old/page?x=1"
+        );
+        assert_eq!(
+            expand("/new/{suffix}?{query}", &prefix, &parts),
+            "/new/page?x=1"
+        );
+        assert_eq!(
+            expand("{scheme}://{host}{path}{unknown}", &prefix, &parts),
+            "http://example.com:8080/old/page{unknown}"
+        );
     }
 }

@@ -11,13 +11,19 @@ pub fn answer(settings: &Respond) -> Response<Body> {
     let no_body = settings.status.is_informational()
         || settings.status == StatusCode::NO_CONTENT
         || settings.status == StatusCode::NOT_MODIFIED;
-    let body = if no_body { Body::Empty } else { Body::full(settings.body.clone()) };
+    let body = if no_body {
+        Body::Empty
+    } else {
+        Body::full(settings.body.clone())
+    };
     let mut res = Response::new(body);
     *res.status_mut() = settings.status;
     *res.headers_mut() = settings.headers.clone();
     if !no_body && !settings.body.is_empty() && !res.headers().contains_key(header::CONTENT_TYPE) {
-        res.headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+        res.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
     }
     res
 }

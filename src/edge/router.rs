@@ -74,12 +74,18 @@ impl Router {
                     }
                 }
                 // The first site is the default unless one is marked.
-                if let Some(marked) = settings.sites.iter().position(|s| s.default && s.listen.contains(addr)) {
+                if let Some(marked) = settings
+                    .sites
+                    .iter()
+                    .position(|s| s.default && s.listen.contains(addr))
+                {
                     table.default = Some(marked);
                 } else {
                     table.default = settings.sites.iter().position(|s| s.listen.contains(addr));
                 }
-                table.suffixes.sort_by_key(|(s, _)| std::cmp::Reverse(s.len()));
+                table
+                    .suffixes
+                    .sort_by_key(|(s, _)| std::cmp::Reverse(s.len()));
                 table
             })
             .collect();
@@ -142,7 +148,10 @@ fn compile_site(site: &Site) -> CompiledSite {
 }
 
 fn compile_route(route: &Route) -> CompiledRoute {
-    let mut allow = route.methods.clone().unwrap_or_else(|| route.handler.methods());
+    let mut allow = route
+        .methods
+        .clone()
+        .unwrap_or_else(|| route.handler.methods());
     if allow.contains(&Method::GET) && !allow.contains(&Method::HEAD) {
         allow.push(Method::HEAD);
     }
@@ -153,8 +162,13 @@ fn compile_route(route: &Route) -> CompiledRoute {
     if route.trace {
         allow.push(Method::TRACE);
     }
-    let text = allow.iter().map(Method::as_str).collect::<Vec<_>>().join(", ");
-    let allow_header = HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static("GET, HEAD, OPTIONS"));
+    let text = allow
+        .iter()
+        .map(Method::as_str)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let allow_header = HeaderValue::from_str(&text)
+        .unwrap_or_else(|_| HeaderValue::from_static("GET, HEAD, OPTIONS"));
     CompiledRoute {
         route: route.clone(),
         allow,
@@ -165,16 +179,23 @@ fn compile_route(route: &Route) -> CompiledRoute {
 /// The host a request names: `Host` (HTTP/1) or the authority (HTTP/2), lower-case, without
 /// port or trailing dot.
 pub fn request_host(parts: &http::request::Parts) -> Option<String> {
-    let raw = parts
-        .uri
-        .authority()
-        .map(|a| a.as_str())
-        .or_else(|| parts.headers.get(http::header::HOST).and_then(|v| v.to_str().ok()))?;
+    let raw = parts.uri.authority().map(|a| a.as_str()).or_else(|| {
+        parts
+            .headers
+            .get(http::header::HOST)
+            .and_then(|v| v.to_str().ok())
+    })?;
     let host = if let Some(rest) = raw.strip_prefix('[') {
         // [v6]:port
         rest.split(']').next().unwrap_or("")
     } else {
-        raw.rsplit_once(':').map_or(raw, |(h, port)| if port.bytes().all(|b| b.is_ascii_digit()) { h } else { raw })
+        raw.rsplit_once(':').map_or(raw, |(h, port)| {
+            if port.bytes().all(|b| b.is_ascii_digit()) {
+                h
+            } else {
+                raw
+            }
+        })
     };
     let host = host.trim_end_matches('.');
     (!host.is_empty()).then(|| host.to_ascii_lowercase())
@@ -199,7 +220,12 @@ mod tests {
     }
 
     fn route(path: PathMatch, body: &'static str) -> Route {
-        Route { path, methods: None, trace: false, handler: respond(body) }
+        Route {
+            path,
+            methods: None,
+            trace: false,
+            handler: respond(body),
+        }
     }
 
     fn site(name: &str, hosts: Vec<HostPattern>, default: bool, addr: SocketAddr) -> Site {
@@ -230,10 +256,30 @@ mod tests {
         let settings = Settings {
             listeners: vec![addr],
             sites: vec![
-                site("first", vec![HostPattern::Exact("a.test".into())], false, addr),
-                site("wild", vec![HostPattern::Suffix(".b.test".into())], false, addr),
-                site("deeper", vec![HostPattern::Suffix(".x.b.test".into())], false, addr),
-                site("fallback", vec![HostPattern::Exact("c.test".into())], true, addr),
+                site(
+                    "first",
+                    vec![HostPattern::Exact("a.test".into())],
+                    false,
+                    addr,
+                ),
+                site(
+                    "wild",
+                    vec![HostPattern::Suffix(".b.test".into())],
+                    false,
+                    addr,
+                ),
+                site(
+                    "deeper",
+                    vec![HostPattern::Suffix(".x.b.test".into())],
+                    false,
+                    addr,
+                ),
+                site(
+                    "fallback",
+                    vec![HostPattern::Exact("c.test".into())],
+                    true,
+                    addr,
+                ),
             ],
             limits: Limits::default(),
         };
@@ -267,9 +313,20 @@ mod tests {
 
     #[test]
     fn host_is_normalised() {
-        let req = http::Request::builder().uri("/").header("host", "Example.COM.:8080").body(()).unwrap();
-        assert_eq!(request_host(&req.into_parts().0).as_deref(), Some("example.com"));
-        let req = http::Request::builder().uri("/").header("host", "[::1]:8080").body(()).unwrap();
+        let req = http::Request::builder()
+            .uri("/")
+            .header("host", "Example.COM.:8080")
+            .body(())
+            .unwrap();
+        assert_eq!(
+            request_host(&req.into_parts().0).as_deref(),
+            Some("example.com")
+        );
+        let req = http::Request::builder()
+            .uri("/")
+            .header("host", "[::1]:8080")
+            .body(())
+            .unwrap();
         assert_eq!(request_host(&req.into_parts().0).as_deref(), Some("::1"));
     }
 }

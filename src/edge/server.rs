@@ -68,7 +68,8 @@ impl Server {
             let listener = TcpListener::from_std(listener)?;
             let shared = self.shared.clone();
             let tracker = self.tracker.clone();
-            self.tracker.spawn(accept_loop(listener, index, shared, tracker));
+            self.tracker
+                .spawn(accept_loop(listener, index, shared, tracker));
         }
         Ok(())
     }
@@ -78,11 +79,18 @@ impl Server {
     pub async fn stop(&self, limit: Duration) -> bool {
         self.shared.drain.cancel();
         self.tracker.close();
-        tokio::time::timeout(limit, self.tracker.wait()).await.is_ok()
+        tokio::time::timeout(limit, self.tracker.wait())
+            .await
+            .is_ok()
     }
 }
 
-async fn accept_loop(listener: TcpListener, index: usize, shared: Arc<Shared>, tracker: TaskTracker) {
+async fn accept_loop(
+    listener: TcpListener,
+    index: usize,
+    shared: Arc<Shared>,
+    tracker: TaskTracker,
+) {
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -121,5 +129,9 @@ async fn refuse(mut stream: TcpStream, peer: SocketAddr, shared: &Shared) {
             linger::close(&mut stream, Duration::from_secs(1)).await;
         }
     };
-    let _ = tokio::time::timeout(Duration::from_secs(2).min(shared.limits.linger_timeout + Duration::from_secs(1)), write).await;
+    let _ = tokio::time::timeout(
+        Duration::from_secs(2).min(shared.limits.linger_timeout + Duration::from_secs(1)),
+        write,
+    )
+    .await;
 }

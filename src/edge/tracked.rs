@@ -30,17 +30,28 @@ struct Settle {
 }
 
 impl Tracked {
-    pub fn new(body: Body, ctx: Arc<ConnCtx>, permit: Option<OwnedSemaphorePermit>, log: Option<Record>) -> Self {
+    pub fn new(
+        body: Body,
+        ctx: Arc<ConnCtx>,
+        permit: Option<OwnedSemaphorePermit>,
+        log: Option<Record>,
+    ) -> Self {
         Tracked {
             body,
             bytes: 0,
-            settle: Some(Settle { ctx, _permit: permit, log }),
+            settle: Some(Settle {
+                ctx,
+                _permit: permit,
+                log,
+            }),
         }
     }
 
     fn settle(&mut self) {
         if let Some(settle) = self.settle.take() {
-            if let (Some(mut record), Some(writer)) = (settle.log, settle.ctx.shared.access_log.as_ref()) {
+            if let (Some(mut record), Some(writer)) =
+                (settle.log, settle.ctx.shared.access_log.as_ref())
+            {
                 record.bytes = self.bytes;
                 writer.write(&record);
             }
@@ -53,7 +64,10 @@ impl http_body::Body for Tracked {
     type Data = Bytes;
     type Error = io::Error;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
         let polled = Pin::new(&mut self.body).poll_frame(cx);
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {

@@ -13,8 +13,10 @@ use http_body::{Frame, SizeHint};
 use http_body_util::combinators::UnsyncBoxBody;
 
 /// A response body: empty, one buffer, or a boxed stream of buffers.
+#[derive(Default)]
 pub enum Body {
     /// No bytes (HEAD, 204, 304, redirects without text).
+    #[default]
     Empty,
     /// One buffer, sent in one frame; `None` once sent.
     Full(Option<Bytes>),
@@ -39,12 +41,6 @@ impl Body {
         B: http_body::Body<Data = Bytes, Error = io::Error> + Send + 'static,
     {
         Body::Stream(UnsyncBoxBody::new(body))
-    }
-}
-
-impl Default for Body {
-    fn default() -> Self {
-        Body::Empty
     }
 }
 

@@ -8,5 +8,6 @@ pub mod compress;
 pub mod conditional;
 pub mod error_page;
 pub mod range;
+pub mod reader;
 
 pub use body::Body;

@@ -1,0 +1,227 @@
+//! The open-file cache: small files kept in memory with their response headers, so a
+//! repeated GET is answered without a system call (nginx's `open_file_cache`, with the
+//! content as well).
+//!
+//! An entry is keyed by the request path and the client's accepted codings (they decide which
+//! file — the original or a precompressed sibling — was chosen). It is trusted for
+//! [`VALID`] after the last check; then the next request `stat`s the file again and drops the
+//! entry if its device, inode, size or modification time changed. Every entry is dropped after
+//! [`MAX_AGE`] whatever the checks said, so a new sibling or index file is seen within that
+//! time. Only what `locate` chose under the root's rules is ever stored, so the cache can never
+//! serve what the path rules refuse; at worst it serves a file's old content for `VALID`.
+//!
+//! Memory is bounded by [`MAX_FILE_BYTES`] per file and [`MAX_TOTAL_BYTES`] in all; past the
+//! total, arbitrary entries are dropped (the hash order). Lock: one `std::sync::Mutex`, held
+//! only for a map lookup or update, never across `.await` or I/O.
+
+use std::collections::HashMap;
+use std::fs::Metadata;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+
+use super::serve::Representation;
+use crate::http::compress::Coding;
+
+/// How long an entry is trusted without looking at the file again.
+pub const VALID: Duration = Duration::from_secs(1);
+/// How long an entry lives at most.
+pub const MAX_AGE: Duration = Duration::from_secs(60);
+/// Larger files are streamed from disk instead.
+pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
+/// Memory for all entries of one `static` handler.
+pub const MAX_TOTAL_BYTES: usize = 64 * 1024 * 1024;
+
+/// One `static` handler's cache.
+#[derive(Default)]
+pub struct Cache {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    /// Request path → the variants stored for it, by accepted codings.
+    entries: HashMap<String, Vec<(u8, Arc<Entry>)>>,
+    bytes: usize,
+}
+
+/// A file's representation and content, as sent.
+pub struct Entry {
+    pub rep: Representation,
+    pub content: Bytes,
+    file: PathBuf,
+    identity: Identity,
+    created: Instant,
+    checked: Mutex<Instant>,
+}
+
+/// What tells that a file changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Identity {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    modified: Option<SystemTime>,
+}
+
+impl Identity {
+    fn of(meta: &Metadata) -> Self {
+        Identity {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            len: meta.len(),
+            modified: meta.modified().ok(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Cache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("files::Cache")
+    }
+}
+
+impl Cache {
+    /// True when a file of `length` bytes may be stored.
+    pub fn admits(&self, length: u64) -> bool {
+        length <= MAX_FILE_BYTES
+    }
+
+    /// The stored entry for a path and accepted codings, checked against the file when it has
+    /// not been for [`VALID`]. `None` when absent, too old, or the file changed.
+    pub fn lookup(&self, path: &str, codings: &[Coding]) -> Option<Arc<Entry>> {
+        let key = codings_key(codings);
+        let entry = {
+            let inner = self.inner.lock().ok()?;
+            let variants = inner.entries.get(path)?;
+            variants.iter().find(|(k, _)| *k == key)?.1.clone()
+        };
+        let now = Instant::now();
+        if now.duration_since(entry.created) >= MAX_AGE {
+            self.remove(path, key);
+            return None;
+        }
+        let due = entry
+            .checked
+            .lock()
+            .map(|checked| now.duration_since(*checked) >= VALID)
+            .unwrap_or(true);
+        if due {
+            // A `stat` of a path whose inode is cached by the kernel: about a microsecond,
+            // done inline once a second per entry, as nginx does.
+            match std::fs::metadata(&entry.file) {
+                Ok(meta) if Identity::of(&meta) == entry.identity => {
+                    if let Ok(mut checked) = entry.checked.lock() {
+                        *checked = now;
+                    }
+                }
+                _ => {
+                    self.remove(path, key);
+                    return None;
+                }
+            }
+        }
+        Some(entry)
+    }
+
+    /// Stores a file just read and returns its entry.
+    pub fn insert(
+        &self,
+        path: &str,
+        codings: &[Coding],
+        rep: Representation,
+        content: Bytes,
+        file: &Path,
+        meta: &Metadata,
+    ) -> Arc<Entry> {
+        let now = Instant::now();
+        let entry = Arc::new(Entry {
+            rep,
+            content,
+            file: file.to_path_buf(),
+            identity: Identity::of(meta),
+            created: now,
+            checked: Mutex::new(now),
+        });
+        let key = codings_key(codings);
+        let size = entry.content.len() + path.len();
+        if let Ok(mut inner) = self.inner.lock() {
+            inner.make_room(size);
+            let variants = inner.entries.entry(path.to_string()).or_default();
+            let old = variants
+                .iter()
+                .position(|(k, _)| *k == key)
+                .map(|i| variants.swap_remove(i).1.content.len() + path.len());
+            variants.push((key, entry.clone()));
+            inner.bytes = inner.bytes + size - old.unwrap_or(0);
+        }
+        entry
+    }
+
+    fn remove(&self, path: &str, key: u8) {
+        if let Ok(mut inner) = self.inner.lock() {
+            let mut freed = 0;
+            let mut now_empty = false;
+            if let Some(variants) = inner.entries.get_mut(path) {
+                if let Some(i) = variants.iter().position(|(k, _)| *k == key) {
+                    freed = variants.swap_remove(i).1.content.len() + path.len();
+                }
+                now_empty = variants.is_empty();
+            }
+            if now_empty {
+                inner.entries.remove(path);
+            }
+            inner.bytes -= freed;
+        }
+    }
+
+    /// Bytes held, for tests and metrics.
+    pub fn bytes(&self) -> usize {
+        self.inner.lock().map(|i| i.bytes).unwrap_or(0)
+    }
+}
+
+impl Inner {
+    /// Drops entries until `size` more bytes fit.
+    fn make_room(&mut self, size: usize) {
+        while self.bytes + size > MAX_TOTAL_BYTES {
+            let Some(path) = self.entries.keys().next().cloned() else {
+                return;
+            };
+            if let Some(variants) = self.entries.remove(&path) {
+                for (_, entry) in variants {
+                    self.bytes -= entry.content.len() + path.len();
+                }
+            }
+        }
+    }
+}
+
+/// The accepted codings in the client's order, packed into a byte (two bits each).
+fn codings_key(codings: &[Coding]) -> u8 {
+    codings.iter().take(3).fold(0u8, |key, coding| {
+        let bits = match coding {
+            Coding::Brotli => 1,
+            Coding::Zstd => 2,
+            Coding::Gzip => 3,
+        };
+        key << 2 | bits
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codings_order_is_part_of_the_key() {
+        assert_ne!(
+            codings_key(&[Coding::Gzip, Coding::Brotli]),
+            codings_key(&[Coding::Brotli, Coding::Gzip])
+        );
+        assert_eq!(codings_key(&[]), 0);
+    }
+}

@@ -14,7 +14,10 @@ use crate::telemetry::{access_log, logging};
 
 /// The welcome site of the demo, compiled into the binary.
 const WELCOME: &[(&str, &str)] = &[
-    ("index.html", include_str!("../../assets/welcome/index.html")),
+    (
+        "index.html",
+        include_str!("../../assets/welcome/index.html"),
+    ),
     ("style.css", include_str!("../../assets/welcome/style.css")),
 ];
 
@@ -41,7 +44,10 @@ pub fn run(args: Args, env: &Environment) -> ExitCode {
 
 /// Serves a resolved configuration until a stop signal.
 pub fn run_config(config: Config, env: &Environment) -> ExitCode {
-    logging::init(env.rust_log.as_deref(), config.telemetry.log_level.as_deref());
+    logging::init(
+        env.rust_log.as_deref(),
+        config.telemetry.log_level.as_deref(),
+    );
     if let Err(e) = std::fs::create_dir_all(&env.data_dir) {
         tracing::warn!(dir = %env.data_dir.display(), error = %e, "cannot create the data directory");
     }
@@ -63,7 +69,13 @@ pub fn run_config(config: Config, env: &Environment) -> ExitCode {
         }
     };
     runtime.block_on(async move {
-        let access_log = match config.telemetry.access_log.as_ref().map(access_log::Writer::start).transpose() {
+        let access_log = match config
+            .telemetry
+            .access_log
+            .as_ref()
+            .map(access_log::Writer::start)
+            .transpose()
+        {
             Ok(writer) => writer,
             Err(e) => {
                 eprintln!("error: cannot open the access log: {e}");
@@ -107,7 +119,9 @@ pub fn run_config(config: Config, env: &Environment) -> ExitCode {
 fn demo(data_dir: &Path) -> Result<Config, config::Diagnostics> {
     let root = data_dir.join("demo").join("welcome");
     if let Err(e) = write_welcome(&root) {
-        return Err(config::Diagnostics::single(config::Diagnostic::file_error(&root, &e)));
+        return Err(config::Diagnostics::single(config::Diagnostic::file_error(
+            &root, &e,
+        )));
     }
     config::resolve::resolve(&config::demo::demo(&root), Origin::Demo)
 }

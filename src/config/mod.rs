@@ -11,6 +11,8 @@ pub mod schema;
 pub mod units;
 
 #[cfg(test)]
+mod reference_tests;
+#[cfg(test)]
 mod tests;
 
 use std::path::Path;

@@ -112,7 +112,7 @@ strip_prefix = false         # true: map the path after `prefix` (nginx alias), 
 
 [[site.route]]
 exact = "/old"
-redirect = { to = "https://{host}/new{query}", status = 301 }   # 301 302 303 307 308; default 302
+redirect = { to = "https://{host}/new?{query}", status = 301 }   # 301 302 303 307 308; default 302
 
 [[site.route]]
 exact = "/health"
@@ -184,7 +184,7 @@ fn draft_example_parses_and_resolves() {
         panic!("{old:#?}")
     };
     assert_eq!(redirect.status, StatusCode::MOVED_PERMANENTLY);
-    assert_eq!(redirect.to, "https://{host}/new{query}");
+    assert_eq!(redirect.to, "https://{host}/new?{query}");
 
     assert_eq!(health.path, PathMatch::Exact("/health".into()));
     let Handler::Respond(respond) = &health.handler else {

@@ -19,6 +19,7 @@
 //! - after a rejection no further byte reaches hyper.
 
 use std::io;
+use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
@@ -391,17 +392,18 @@ pub fn check_head(bytes: &[u8], limits: HeadLimits) -> HeadCheck {
     if let Some(r) = check_line_ends(head) {
         return HeadCheck::Rejected(r);
     }
-    // Header slots on the stack for the usual limit; a larger limit pays for an allocation.
-    let mut on_stack = [httparse::EMPTY_HEADER; STACK_HEADERS];
+    // Header slots on the stack for the usual limit, left uninitialised (httparse writes
+    // before it reads); a larger limit pays for an allocation.
+    let mut on_stack = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; STACK_HEADERS];
     let mut on_heap = Vec::new();
-    let slots: &mut [httparse::Header<'_>] = if limits.max_headers <= STACK_HEADERS {
+    let slots: &mut [MaybeUninit<httparse::Header<'_>>] = if limits.max_headers <= STACK_HEADERS {
         &mut on_stack[..limits.max_headers]
     } else {
-        on_heap.resize(limits.max_headers, httparse::EMPTY_HEADER);
+        on_heap.resize_with(limits.max_headers, MaybeUninit::uninit);
         &mut on_heap
     };
-    let mut req = httparse::Request::new(slots);
-    match req.parse(head) {
+    let mut req = httparse::Request::new(&mut []);
+    match req.parse_with_uninit_headers(head, slots) {
         Ok(httparse::Status::Complete(_)) => {}
         Ok(httparse::Status::Partial) => {
             return HeadCheck::Rejected(Rejection::Malformed("incomplete head"));

@@ -21,7 +21,11 @@ pub struct WriteTimeout<S> {
 
 impl<S> WriteTimeout<S> {
     pub fn new(io: S, limit: Duration) -> Self {
-        WriteTimeout { io, limit, blocked: None }
+        WriteTimeout {
+            io,
+            limit,
+            blocked: None,
+        }
     }
 
     pub fn get_ref(&self) -> &S {
@@ -37,7 +41,11 @@ impl<S> WriteTimeout<S> {
     }
 
     /// Turns a blocked write into an error once the peer has been silent too long.
-    fn on_write<T>(&mut self, cx: &mut Context<'_>, result: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+    fn on_write<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        result: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
         match result {
             Poll::Ready(r) => {
                 self.blocked = None;
@@ -61,13 +69,21 @@ impl<S> WriteTimeout<S> {
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for WriteTimeout<S> {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().io).poll_read(cx, buf)
     }
 }
 
 impl<S: AsyncWrite + Unpin> AsyncWrite for WriteTimeout<S> {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let r = Pin::new(&mut this.io).poll_write(cx, buf);
         this.on_write(cx, r)
@@ -117,7 +133,9 @@ mod tests {
         let (a, mut b) = tokio::io::duplex(16);
         let reader = tokio::spawn(async move {
             let mut sink = Vec::new();
-            tokio::io::AsyncReadExt::read_to_end(&mut b, &mut sink).await.unwrap();
+            tokio::io::AsyncReadExt::read_to_end(&mut b, &mut sink)
+                .await
+                .unwrap();
             sink.len()
         });
         let mut w = WriteTimeout::new(a, Duration::from_secs(5));

@@ -7,12 +7,17 @@
 //! timers (idle timeouts, slow clients) rather than the CPU, so more threads than cores
 //! shortens the run: `cargo test --test it -- --test-threads 8`.
 
+// The harness sends signals to the server under test (libc::kill); each block says why it is
+// sound.
+#![allow(unsafe_code)]
+
 mod harness;
 
 mod access_log;
 mod cli;
 mod config_errors;
 mod connections;
+mod examples;
 mod handlers;
 mod lifecycle;
 mod limits;

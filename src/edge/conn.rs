@@ -21,7 +21,6 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::task::Poll;
 use std::time::Duration;
 
 use http::{Request, Response};
@@ -31,9 +30,10 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-use super::gate::{Gate, HeadLimits, Rejection};
+use super::gate::{Gate, HeadClock, HeadLimits, Rejection};
 use super::pipeline;
 use super::server::Shared;
+use super::settings::Limits;
 use super::tracked::Tracked;
 use crate::net::{linger, timeout::WriteTimeout};
 
@@ -118,10 +118,15 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, listener: usize, shared:
         max_headers: limits.max_headers,
         max_uri_bytes: limits.max_uri_bytes,
     };
-    let mut gate = Gate::new(WriteTimeout::new(stream, limits.send_timeout), head_limits);
+    let clock = Arc::new(HeadClock::new());
+    let mut gate = Gate::new(
+        WriteTimeout::new(stream, limits.send_timeout),
+        head_limits,
+        clock.clone(),
+    );
     loop {
         ctx.state.reset();
-        gate = match serve_h1_burst(gate, &ctx).await {
+        gate = match serve_h1_burst(gate, &ctx, &clock).await {
             Some(gate) => gate,
             None => return,
         };
@@ -143,7 +148,11 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, listener: usize, shared:
             continue;
         }
         gate.release_buffer();
-        if !park(gate.get_ref().get_ref(), limits.keepalive_timeout, &ctx).await {
+        // The connection was idle for about two watchdog ticks before it parked.
+        let idle_left = limits
+            .keepalive_timeout
+            .saturating_sub(watchdog_tick(&limits) * 2);
+        if !park(gate.get_ref().get_ref(), idle_left, &ctx).await {
             return;
         }
     }
@@ -195,35 +204,54 @@ async fn park(stream: &TcpStream, keepalive: Duration, ctx: &ConnCtx) -> bool {
 
 type Io = Gate<WriteTimeout<TcpStream>>;
 
-/// Runs one hyper HTTP/1 connection until it is idle between requests, then takes the socket
-/// back. `None` when the connection failed and is gone.
-async fn serve_h1_burst(gate: Io, ctx: &Arc<ConnCtx>) -> Option<Io> {
+/// Runs one hyper HTTP/1 connection until it has been idle between requests for a tick or
+/// two, then takes the socket back. `None` when the connection failed or timed out and is gone.
+///
+/// A watchdog timer, reset once per tick rather than once per request, does the two checks
+/// that need a clock: a request head arriving for longer than `client_header_timeout` closes
+/// the connection (the gate records when each head starts), and a connection found idle at two
+/// ticks in a row with no response finished in between is parked. Keeping hyper through short
+/// pauses and parking only after a tick keeps the per-request cost of parking off a busy
+/// connection (measured: BENCHMARKS.md).
+async fn serve_h1_burst(gate: Io, ctx: &Arc<ConnCtx>, clock: &HeadClock) -> Option<Io> {
     let limits = &ctx.shared.limits;
+    let tick = watchdog_tick(limits);
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
         .max_buf_size(limits.max_header_bytes.max(8192) + 8192)
         .max_headers(limits.max_headers)
         .keep_alive(true)
         .half_close(false);
     let service = Service { ctx: ctx.clone() };
     let mut conn = Box::pin(builder.serve_connection(TokioIo::new(gate), service));
+    let watchdog = tokio::time::sleep(tick);
+    let drain = ctx.shared.drain.cancelled();
+    tokio::pin!(watchdog, drain);
     let mut stopping = false;
-    let result = poll_fn(|cx| {
-        loop {
-            let wants_stop = ctx.state.is_idle() || ctx.shared.drain.is_cancelled();
-            if wants_stop && !stopping {
+    let mut finished_at_last_tick = None;
+    let result = loop {
+        tokio::select! {
+            result = poll_fn(|cx| conn.as_mut().poll_without_shutdown(cx)) => break result,
+            _ = &mut watchdog => {
+                if clock.pending_for().is_some_and(|t| t >= limits.header_read_timeout) {
+                    tracing::debug!(peer = %ctx.peer, "request head not received within client_header_timeout");
+                    return None;
+                }
+                let finished = ctx.state.finished.load(Ordering::Relaxed);
+                if !stopping && ctx.state.is_idle() && finished_at_last_tick == Some(finished) {
+                    stopping = true;
+                    conn.as_mut().graceful_shutdown();
+                }
+                finished_at_last_tick = Some(finished);
+                watchdog.as_mut().reset(tokio::time::Instant::now() + tick);
+            }
+            _ = &mut drain, if !stopping => {
                 stopping = true;
                 conn.as_mut().graceful_shutdown();
             }
-            match conn.as_mut().poll_without_shutdown(cx) {
-                Poll::Pending if !stopping && ctx.state.is_idle() => continue,
-                other => return other,
-            }
         }
-    })
-    .await;
+    };
     match result {
         Ok(()) => {
             let conn = Pin::into_inner(conn);
@@ -237,6 +265,13 @@ async fn serve_h1_burst(gate: Io, ctx: &Arc<ConnCtx>) -> Option<Io> {
             None
         }
     }
+}
+
+/// The watchdog's period: fine enough for the header timeout and the keep-alive timeout
+/// (a quarter of the shorter), at most a second, at least 10 ms.
+fn watchdog_tick(limits: &Limits) -> Duration {
+    let shorter = limits.header_read_timeout.min(limits.keepalive_timeout);
+    (shorter / 4).clamp(Duration::from_millis(10), Duration::from_secs(1))
 }
 
 /// Serves an HTTP/2 connection (h2c with prior knowledge) until it ends.

@@ -118,9 +118,55 @@ enum Chunk {
     },
 }
 
+/// When the request head now being received started to arrive, shared with the connection
+/// driver, which enforces `client_header_timeout` (the gate only records; it has no timer).
+#[derive(Debug)]
+pub struct HeadClock {
+    origin: std::time::Instant,
+    /// Milliseconds after `origin` (plus one, so 0 means "no head in progress").
+    started: std::sync::atomic::AtomicU64,
+}
+
+impl HeadClock {
+    pub fn new() -> Self {
+        HeadClock {
+            origin: std::time::Instant::now(),
+            started: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// How long the head in progress has been arriving, if one is.
+    pub fn pending_for(&self) -> Option<std::time::Duration> {
+        let started = self.started.load(std::sync::atomic::Ordering::Relaxed);
+        (started != 0).then(|| {
+            let now = self.origin.elapsed().as_millis() as u64 + 1;
+            std::time::Duration::from_millis(now.saturating_sub(started))
+        })
+    }
+
+    fn start(&self) {
+        if self.started.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+            let now = self.origin.elapsed().as_millis() as u64 + 1;
+            self.started
+                .store(now, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    fn stop(&self) {
+        self.started.store(0, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl Default for HeadClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// An I/O wrapper that lets a request head through only once it is complete and valid.
 pub struct Gate<S> {
     io: S,
+    clock: std::sync::Arc<HeadClock>,
     limits: HeadLimits,
     stage: Stage,
     /// Bytes read from the socket that hyper has not been given yet.
@@ -132,10 +178,12 @@ pub struct Gate<S> {
 }
 
 impl<S> Gate<S> {
-    /// Wraps a socket whose next byte starts a request head.
-    pub fn new(io: S, limits: HeadLimits) -> Self {
+    /// Wraps a socket whose next byte starts a request head; `clock` records when each head
+    /// starts to arrive.
+    pub fn new(io: S, limits: HeadLimits, clock: std::sync::Arc<HeadClock>) -> Self {
         Gate {
             io,
+            clock,
             limits,
             stage: Stage::Head,
             inbuf: BytesMut::new(),
@@ -205,6 +253,7 @@ impl<S> Gate<S> {
             match self.stage {
                 Stage::Head => match check_head(unchecked, self.limits) {
                     HeadCheck::Incomplete => {
+                        self.clock.start();
                         if unchecked.len() > self.limits.max_head_bytes {
                             self.stage = Stage::Rejected(too_large(unchecked, self.limits));
                         }
@@ -215,6 +264,7 @@ impl<S> Gate<S> {
                         return;
                     }
                     HeadCheck::Complete { len, framing } => {
+                        self.clock.stop();
                         self.ready += len;
                         self.stage = match framing {
                             Framing::Length(0) => Stage::Head,

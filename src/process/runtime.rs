@@ -10,12 +10,19 @@ use std::io;
 
 use tokio::runtime::{Builder, Runtime};
 
-/// Builds the runtime with `threads` workers (`None` = one per CPU).
+/// Builds the runtime with `threads` workers (`None` = one per CPU). With one thread the
+/// current-thread scheduler runs it: the same tasks, without the cross-thread wake-ups and
+/// work-stealing bookkeeping that one thread has no use for (measured: BENCHMARKS.md).
 pub fn build(threads: Option<usize>) -> io::Result<Runtime> {
-    let mut builder = Builder::new_multi_thread();
+    let mut builder = if threads == Some(1) {
+        Builder::new_current_thread()
+    } else {
+        let mut builder = Builder::new_multi_thread();
+        if let Some(n) = threads {
+            builder.worker_threads(n.max(1));
+        }
+        builder
+    };
     builder.enable_all().thread_name("portico-worker");
-    if let Some(n) = threads {
-        builder.worker_threads(n.max(1));
-    }
     builder.build()
 }

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use super::{Environment, exit};
 use crate::config::{self, Config, Origin};
 use crate::edge::Server;
-use crate::process::{runtime, signals};
+use crate::process::{memory, runtime, signals};
 use crate::telemetry::{access_log, logging};
 
 /// The welcome site of the demo, compiled into the binary.
@@ -82,7 +82,7 @@ pub fn run_config(config: Config, env: &Environment) -> ExitCode {
                 return exit::code(exit::FAILURE);
             }
         };
-        let server = Server::new(&config.edge, access_log);
+        let mut server = Server::new(&config.edge, access_log);
         for listener in &listeners {
             if let Ok(addr) = listener.local_addr() {
                 println!("listening kind=http addr={addr}");
@@ -99,11 +99,14 @@ pub fn run_config(config: Config, env: &Environment) -> ExitCode {
                 return exit::code(exit::FAILURE);
             }
         };
+        let server = std::sync::Arc::new(server);
+        let reclaim = tokio::spawn(reclaim_memory(server.clone()));
         println!("ready pid={}", std::process::id());
         tracing::info!("ready");
         match signals.next().await {
             signals::Request::Stop => tracing::info!("stopping: finishing requests in flight"),
         }
+        reclaim.abort();
         if server.stop(config.edge.limits.shutdown_timeout).await {
             tracing::info!("stopped");
             exit::code(exit::SUCCESS)
@@ -112,6 +115,18 @@ pub fn run_config(config: Config, env: &Environment) -> ExitCode {
             exit::code(exit::STOP_TIMED_OUT)
         }
     })
+}
+
+/// Returns memory to the OS after waves of connections went idle (`process::memory`).
+async fn reclaim_memory(server: std::sync::Arc<Server>) {
+    let mut reclaimer = memory::Reclaimer::default();
+    let mut tick = tokio::time::interval(memory::PERIOD);
+    loop {
+        tick.tick().await;
+        if reclaimer.should_trim(server.parks()) {
+            let _ = tokio::task::spawn_blocking(memory::trim).await;
+        }
+    }
 }
 
 /// The built-in demo: writes the welcome site under the data directory and resolves the demo

@@ -93,26 +93,69 @@ impl ConnState {
     }
 }
 
-/// Serves one accepted connection until it closes.
-pub async fn serve(stream: TcpStream, peer: SocketAddr, listener: usize, shared: Arc<Shared>) {
-    let local = stream.local_addr().unwrap_or(peer);
-    let limits = shared.limits.clone();
+/// How a connection's task ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// The connection is closed.
+    Closed,
+    /// The connection is idle in the parking lot (`edge/park.rs`), still open.
+    Parked,
+}
+
+/// Serves one accepted connection until it closes or parks.
+pub async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    listener: usize,
+    shared: Arc<Shared>,
+) -> Ended {
     let _ = stream.set_nodelay(true);
-    let ctx = Arc::new(ConnCtx {
-        shared,
-        peer,
-        local,
-        listener,
-        state: ConnState::default(),
-    });
+    let ctx = ConnCtx::new(&stream, peer, listener, shared);
+    let limits = &ctx.shared.limits;
     match sniff(&stream, limits.header_read_timeout, &ctx).await {
         Protocol::Http2 => {
-            serve_h2(WriteTimeout::new(stream, limits.send_timeout), ctx).await;
-            return;
+            // Boxed: an HTTP/2 connection's state is several KiB, and an inline future would
+            // make every connection's task that large.
+            let io = WriteTimeout::new(stream, limits.send_timeout);
+            Box::pin(serve_h2(io, ctx)).await;
+            Ended::Closed
         }
-        Protocol::Http1 => {}
-        Protocol::Gone => return,
+        Protocol::Http1 => Box::pin(serve_h1(stream, ctx)).await,
+        Protocol::Gone => Ended::Closed,
     }
+}
+
+/// Serves a connection the parking lot hands back: HTTP/1, at the start of a request.
+pub async fn resume(
+    stream: TcpStream,
+    peer: SocketAddr,
+    listener: usize,
+    shared: Arc<Shared>,
+) -> Ended {
+    let ctx = ConnCtx::new(&stream, peer, listener, shared);
+    Box::pin(serve_h1(stream, ctx)).await
+}
+
+impl ConnCtx {
+    fn new(
+        stream: &TcpStream,
+        peer: SocketAddr,
+        listener: usize,
+        shared: Arc<Shared>,
+    ) -> Arc<Self> {
+        Arc::new(ConnCtx {
+            shared,
+            peer,
+            local: stream.local_addr().unwrap_or(peer),
+            listener,
+            state: ConnState::default(),
+        })
+    }
+}
+
+/// The HTTP/1 keep-alive cycle: bursts of requests on a hyper connection, parked in between.
+async fn serve_h1(stream: TcpStream, ctx: Arc<ConnCtx>) -> Ended {
+    let limits = &ctx.shared.limits;
     let head_limits = HeadLimits {
         max_head_bytes: limits.max_header_bytes,
         max_headers: limits.max_headers,
@@ -126,34 +169,46 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, listener: usize, shared:
     );
     loop {
         ctx.state.reset();
-        gate = match serve_h1_burst(gate, &ctx, &clock).await {
+        gate = match Box::pin(serve_h1_burst(gate, &ctx, &clock)).await {
             Some(gate) => gate,
-            None => return,
+            None => return Ended::Closed,
         };
         if let Some(rejection) = gate.rejection() {
             reject(gate, rejection, limits.linger_timeout).await;
-            return;
+            return Ended::Closed;
         }
         if ctx.shared.drain.is_cancelled() && !gate.has_buffered() {
             // Stopping, and the last response was marked `Connection: close`: no lingering,
             // so a client that keeps its end open does not hold up the stop.
             let _ = gate.get_mut().shutdown().await;
-            return;
+            return Ended::Closed;
         }
         if ctx.state.must_close() || gate.is_eof() || ctx.shared.drain.is_cancelled() {
             linger::close(gate, limits.linger_timeout).await;
-            return;
+            return Ended::Closed;
         }
         if gate.has_buffered() {
             continue;
         }
         gate.release_buffer();
+        tracing::trace!(peer = %ctx.peer, "parking an idle connection");
+        ctx.shared.parks.fetch_add(1, Ordering::Relaxed);
         // The connection was idle for about two watchdog ticks before it parked.
         let idle_left = limits
             .keepalive_timeout
-            .saturating_sub(watchdog_tick(&limits) * 2);
+            .saturating_sub(watchdog_tick(limits) * 2);
+        if let Some(lot) = ctx.shared.lot.as_ref() {
+            let stream = gate.into_inner().into_inner();
+            return match lot.park(stream, ctx.peer, ctx.listener, idle_left) {
+                Ok(()) => Ended::Parked,
+                Err(e) => {
+                    tracing::debug!(peer = %ctx.peer, error = %e, "cannot park a connection; closing it");
+                    Ended::Closed
+                }
+            };
+        }
         if !park(gate.get_ref().get_ref(), idle_left, &ctx).await {
-            return;
+            return Ended::Closed;
         }
     }
 }
@@ -192,8 +247,9 @@ async fn sniff(stream: &TcpStream, limit: Duration, ctx: &ConnCtx) -> Protocol {
     }
 }
 
-/// Waits on the bare socket until the next request starts. False when the connection should
-/// close instead (idle timeout, drain, error).
+/// Without a parking lot (its epoll set could not be made): waits on the bare socket in the
+/// connection's task until the next request starts. False when the connection should close
+/// instead (idle timeout, drain, error).
 async fn park(stream: &TcpStream, keepalive: Duration, ctx: &ConnCtx) -> bool {
     tokio::select! {
         r = stream.readable() => r.is_ok(),
@@ -268,10 +324,10 @@ async fn serve_h1_burst(gate: Io, ctx: &Arc<ConnCtx>, clock: &HeadClock) -> Opti
 }
 
 /// The watchdog's period: fine enough for the header timeout and the keep-alive timeout
-/// (a quarter of the shorter), at most a second, at least 10 ms.
+/// (a quarter of the shorter), at most 100 ms, at least 10 ms.
 fn watchdog_tick(limits: &Limits) -> Duration {
     let shorter = limits.header_read_timeout.min(limits.keepalive_timeout);
-    (shorter / 4).clamp(Duration::from_millis(10), Duration::from_secs(1))
+    (shorter / 4).clamp(Duration::from_millis(10), Duration::from_millis(100))
 }
 
 /// Serves an HTTP/2 connection (h2c with prior knowledge) until it ends.

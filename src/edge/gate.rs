@@ -235,6 +235,11 @@ impl<S> Gate<S> {
         self.eof || self.stage == Stage::Cut
     }
 
+    /// The socket, once the gate holds nothing (see [`Gate::has_buffered`]).
+    pub fn into_inner(self) -> S {
+        self.io
+    }
+
     pub fn get_ref(&self) -> &S {
         &self.io
     }

@@ -8,6 +8,7 @@
 pub mod conn;
 pub mod gate;
 pub mod methods;
+pub mod park;
 pub mod pipeline;
 pub mod redirect;
 pub mod respond;

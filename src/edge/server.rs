@@ -37,6 +37,11 @@ pub struct Shared {
     pub connections: AtomicUsize,
     /// Fires when the server stops: every connection drains.
     pub drain: CancellationToken,
+    /// Idle keep-alive connections held outside the runtime; `None` when its epoll set could
+    /// not be made (connections then wait in their own tasks).
+    pub lot: Option<super::park::Lot>,
+    /// Connections parked so far (idle keep-alive connections whose buffers were freed).
+    pub parks: std::sync::atomic::AtomicU64,
 }
 
 /// A running edge: its shared state and its tasks.
@@ -55,6 +60,8 @@ impl Server {
             in_flight: Arc::new(Semaphore::new(settings.limits.max_requests_in_flight)),
             connections: AtomicUsize::new(0),
             drain: CancellationToken::new(),
+            parks: std::sync::atomic::AtomicU64::new(0),
+            lot: None,
         });
         Server {
             shared,
@@ -62,8 +69,23 @@ impl Server {
         }
     }
 
-    /// Starts accepting on already bound listeners, listener `i` being `Settings::listeners[i]`.
-    pub fn start(&self, listeners: Vec<std::net::TcpListener>) -> std::io::Result<()> {
+    /// Starts accepting on already bound listeners, listener `i` being `Settings::listeners[i]`,
+    /// and starts the parking lot. Must be called inside the runtime.
+    pub fn start(&mut self, listeners: Vec<std::net::TcpListener>) -> std::io::Result<()> {
+        match super::park::Lot::new() {
+            Ok(lot) => {
+                if let Some(shared) = Arc::get_mut(&mut self.shared) {
+                    shared.lot = Some(lot);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "no parking lot: idle connections keep their tasks")
+            }
+        }
+        self.tracker.spawn(super::park::Lot::run(
+            self.shared.clone(),
+            self.tracker.clone(),
+        ));
         for (index, listener) in listeners.into_iter().enumerate() {
             let listener = TcpListener::from_std(listener)?;
             let shared = self.shared.clone();
@@ -72,6 +94,12 @@ impl Server {
                 .spawn(accept_loop(listener, index, shared, tracker));
         }
         Ok(())
+    }
+
+    /// How many times a connection was parked: the process returns freed memory to the OS
+    /// when this grows (see `process::memory`).
+    pub fn parks(&self) -> u64 {
+        self.shared.parks.load(Ordering::Relaxed)
     }
 
     /// Stops gracefully: no new connections, requests in flight finish within `limit`.
@@ -115,8 +143,9 @@ async fn accept_loop(
             continue;
         }
         tracker.spawn(async move {
-            conn::serve(stream, peer, index, shared.clone()).await;
-            shared.connections.fetch_sub(1, Ordering::Relaxed);
+            if conn::serve(stream, peer, index, shared.clone()).await == conn::Ended::Closed {
+                shared.connections.fetch_sub(1, Ordering::Relaxed);
+            }
         });
     }
 }

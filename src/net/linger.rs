@@ -17,7 +17,9 @@ pub async fn close<S: AsyncRead + AsyncWrite + Unpin>(mut io: S, limit: Duration
         return;
     }
     let discard = async {
-        let mut buf = [0u8; 4096];
+        // On the heap: an inline buffer would make every connection task 4 KiB larger, since
+        // a task is as large as the largest state of its future.
+        let mut buf = vec![0u8; 4096];
         let mut total = 0;
         while total < MAX_DISCARD_BYTES {
             match io.read(&mut buf).await {

@@ -2,6 +2,7 @@
 //! sockets ([`listener`]), a write timeout for slow readers ([`timeout`]) and the lingering
 //! close ([`linger`]).
 
+pub mod epoll;
 pub mod linger;
 pub mod listener;
 pub mod timeout;

@@ -3,6 +3,7 @@
 //! Today one process serves (the master/worker family comes with the process issue, #3);
 //! the runtime is tokio's multi-threaded scheduler with one task per connection.
 
+pub mod memory;
 pub mod runtime;
 pub mod signals;
 

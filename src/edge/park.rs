@@ -203,12 +203,12 @@ impl Lot {
             let mut closed = Vec::new();
             let mut freed = Vec::new();
             for (index, slot) in slots.entries.iter_mut().enumerate() {
-                if slot.parked.as_ref().is_some_and(&expired) {
-                    if let Some(parked) = slot.parked.take() {
-                        let _ = self.epoll.delete(&parked.stream);
-                        closed.push(parked);
-                        freed.push(index as u32);
-                    }
+                if slot.parked.as_ref().is_some_and(&expired)
+                    && let Some(parked) = slot.parked.take()
+                {
+                    let _ = self.epoll.delete(&parked.stream);
+                    closed.push(parked);
+                    freed.push(index as u32);
                 }
             }
             slots.free.extend(freed);

@@ -23,5 +23,6 @@ mod lifecycle;
 mod limits;
 mod malformed;
 mod methods;
+mod parking;
 mod static_files;
 mod traversal;

@@ -40,7 +40,7 @@ pub fn expand(template: &str, path_match: &PathMatch, parts: &http::request::Par
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string)
         })
-        .or_else(|| request_host(parts))
+        .or_else(|| request_host(parts).map(|h| h.into_owned()))
         .unwrap_or_default();
     let suffix = match path_match {
         PathMatch::Prefix(prefix) => path.get(prefix.len()..).unwrap_or(""),

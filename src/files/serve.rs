@@ -111,17 +111,17 @@ async fn respond(req: &Parts, path: &str, settings: &Settings) -> Result<Respons
     } else {
         Vec::new()
     };
-    let raw_path = if path.starts_with('/') {
-        path.to_string()
+    let raw_path: std::borrow::Cow<'_, str> = if path.starts_with('/') {
+        path.into()
     } else {
-        format!("/{path}")
+        format!("/{path}").into()
     };
     if let Some(entry) = settings.cache.lookup(&raw_path, &codings) {
         return Ok(from_memory(req, &entry.rep, &entry.content));
     }
     let located = {
         // `spawn_blocking` needs owned data; the settings are a path, a few names and flags.
-        let (settings, codings, raw_path) = (settings.clone(), codings.clone(), raw_path.clone());
+        let (settings, codings, raw_path) = (settings.clone(), codings.clone(), raw_path.to_string());
         blocking(move || locate(&settings, &raw_path, &codings)).await?
     };
     match located {
@@ -385,6 +385,18 @@ impl Plan {
 #[allow(clippy::result_large_err)] // the early answer is moved once; boxing costs more
 fn plan(req: &Parts, rep: &Representation) -> Result<Plan, Response<Body>> {
     let mut headers = rep.headers.clone();
+    // Most requests carry no precondition and no range: skip reading them field by field.
+    let plain = !PLAN_FIELDS.iter().any(|name| req.headers.contains_key(name));
+    if plain && rep.on_the_fly.is_none() {
+        headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(rep.length));
+        return Ok(Plan::Send {
+            status: StatusCode::OK,
+            headers,
+            start: 0,
+            count: rep.length,
+        });
+    }
     match conditional::evaluate(&req.method, &req.headers, &rep.validators) {
         Outcome::Proceed => {}
         Outcome::NotModified => return Err(not_modified(&headers)),
@@ -540,6 +552,15 @@ where
         .map_err(|err| Error::Io(io::Error::other(err)))?
 }
 
+/// The request fields that can change what [`plan`] decides.
+const PLAN_FIELDS: [header::HeaderName; 6] = [
+    header::IF_MATCH,
+    header::IF_NONE_MATCH,
+    header::IF_MODIFIED_SINCE,
+    header::IF_UNMODIFIED_SINCE,
+    header::IF_RANGE,
+    header::RANGE,
+];
 /// Bodies up to this size are read whole into one buffer.
 const WHOLE_READ_MAX_BYTES: u64 = 64 * 1024;
 /// Larger bodies stream in reads of this size.

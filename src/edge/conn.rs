@@ -1,16 +1,17 @@
 //! One client connection, from accept to close: protocol sniffing (h2c prior knowledge or
-//! HTTP/1), the HTTP/1 keep-alive cycle with parking, and the close.
+//! HTTP/1), the HTTP/1 keep-alive cycle, and the close.
 //!
 //! HTTP/1 keep-alive without idle memory: hyper keeps about 1.2 KiB of state and two 8 KiB
-//! buffers for a connection's whole life. Here a hyper connection lives only while requests
-//! are being answered. When the last response of a burst has been produced and no request is
-//! in flight — idleness known from the request cycle, never guessed from the socket — the
-//! driver ends the hyper connection gracefully (hyper is idle, so it just stops), takes the
-//! socket back together with any bytes hyper had read ahead (a pipelined request), frees the
-//! buffers and parks on the bare socket until it turns readable or `keepalive_timeout`
-//! passes. The hyper connection is boxed so the parked task holds only the socket and a
-//! timer. Because the response head was written before the body ended, stopping hyper after
-//! the body never adds `Connection: close` to a response.
+//! buffers for a connection's whole life, so a hyper connection here lives only while requests
+//! come. A watchdog (one timer per active connection, reset per tick, not per request) finds
+//! the connection idle between requests at two ticks in a row — idleness known from the
+//! request cycle, never guessed from the socket — ends the hyper connection gracefully (hyper
+//! is idle, so it just stops), takes the socket back together with any bytes hyper had read
+//! ahead, and hands it to the parking lot (`edge/park.rs`), which holds it outside the runtime
+//! until its next request. The hyper connection is boxed, so the task stays small. Because the
+//! response head was written before the body ended, stopping hyper never adds
+//! `Connection: close` to a response. The same watchdog closes a connection whose request head
+//! takes longer than `client_header_timeout` (the gate records when each head starts).
 //!
 //! Every HTTP/1 request head passes the [`Gate`](super::gate) before hyper reads it. A
 //! connection that must not be reused (the client asked to close, a body was left unread, a

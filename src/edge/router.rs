@@ -180,17 +180,22 @@ fn compile_route(route: &Route) -> CompiledRoute {
 /// The host a request names: `Host` (HTTP/1) or the authority (HTTP/2), lower-case, without
 /// port or trailing dot. Borrowed when the request already wrote it that way (the usual case).
 pub fn request_host(parts: &http::request::Parts) -> Option<Cow<'_, str>> {
-    let raw = parts
-        .uri
-        .authority()
-        .map(|a| a.as_str())
-        .or_else(|| parts.headers.get(http::header::HOST).and_then(|v| v.to_str().ok()))?;
+    let raw = parts.uri.authority().map(|a| a.as_str()).or_else(|| {
+        parts
+            .headers
+            .get(http::header::HOST)
+            .and_then(|v| v.to_str().ok())
+    })?;
     let host = if let Some(rest) = raw.strip_prefix('[') {
         // [v6]:port
         rest.split(']').next().unwrap_or("")
     } else {
         raw.rsplit_once(':').map_or(raw, |(h, port)| {
-            if port.bytes().all(|b| b.is_ascii_digit()) { h } else { raw }
+            if port.bytes().all(|b| b.is_ascii_digit()) {
+                h
+            } else {
+                raw
+            }
         })
     };
     let host = host.trim_end_matches('.');

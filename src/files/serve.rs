@@ -121,7 +121,8 @@ async fn respond(req: &Parts, path: &str, settings: &Settings) -> Result<Respons
     }
     let located = {
         // `spawn_blocking` needs owned data; the settings are a path, a few names and flags.
-        let (settings, codings, raw_path) = (settings.clone(), codings.clone(), raw_path.to_string());
+        let (settings, codings, raw_path) =
+            (settings.clone(), codings.clone(), raw_path.to_string());
         blocking(move || locate(&settings, &raw_path, &codings)).await?
     };
     match located {
@@ -386,7 +387,9 @@ impl Plan {
 fn plan(req: &Parts, rep: &Representation) -> Result<Plan, Response<Body>> {
     let mut headers = rep.headers.clone();
     // Most requests carry no precondition and no range: skip reading them field by field.
-    let plain = !PLAN_FIELDS.iter().any(|name| req.headers.contains_key(name));
+    let plain = !PLAN_FIELDS
+        .iter()
+        .any(|name| req.headers.contains_key(name));
     if plain && rep.on_the_fly.is_none() {
         headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
         headers.insert(header::CONTENT_LENGTH, HeaderValue::from(rep.length));

@@ -403,11 +403,10 @@ struct Service {
 impl hyper::service::Service<Request<Incoming>> for Service {
     type Response = Response<Tracked>;
     type Error = std::convert::Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<Tracked>, Self::Error>> + Send>>;
+    type Future = pipeline::Answer;
 
     fn call(&self, req: Request<Incoming>) -> Self::Future {
         self.ctx.state.request_started();
-        let ctx = self.ctx.clone();
-        Box::pin(async move { Ok(pipeline::handle(ctx, req).await) })
+        pipeline::handle(self.ctx.clone(), req)
     }
 }

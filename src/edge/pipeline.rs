@@ -15,15 +15,22 @@
 //!    when the connection will not be reused.
 //! 8. `log` — when the response body ends (`edge/tracked.rs`).
 //!
-//! A panic in a phase is caught here, logged, and answered with 500; the connection and the
-//! worker carry on.
+//! Phases 2 to 6 run at once, inside hyper's call of the service, whenever nothing needs
+//! waiting: early answers, and requests without a body whose handler answers from memory
+//! (cached files, redirects, fixed responses). Only the rest (a file to open, a body to drain)
+//! gets a boxed future. A panic in a phase is caught here, logged, and answered with 500; the
+//! connection and the worker carry on.
 
 // Phases return `Result<_, Response<Body>>`: the error is the early answer. It is built and
 // moved once per request; boxing it would add an allocation to every early answer.
 #![allow(clippy::result_large_err)]
 
+use std::borrow::Cow;
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use futures_util::FutureExt;
 use http::header::{self, HeaderValue};
@@ -45,37 +52,123 @@ use crate::telemetry::access_log::Record;
 /// is in maintenance.
 const RETRY_AFTER_SECS: &str = "5";
 
-/// Answers one request.
-pub async fn handle(ctx: Arc<ConnCtx>, req: Request<Incoming>) -> Response<Tracked> {
+/// Answers one request: at once when every phase can answer without waiting (most requests:
+/// cached files, redirects, fixed responses, early errors), else in a boxed future. The
+/// immediate path saves the future's allocation and its moves (BENCHMARKS.md).
+pub fn handle(ctx: Arc<ConnCtx>, req: Request<Incoming>) -> Answer {
     let log = ctx
         .shared
         .access_log
         .as_ref()
         .map(|_| Record::begin(&req, ctx.peer));
     let is_h1 = req.version() < Version::HTTP_2;
-    let client_wants_close = is_h1 && client_wants_close(&req);
-    let (mut response, permit) = match admit(&ctx) {
-        Ok(permit) => {
-            let answered = AssertUnwindSafe(answer(&ctx, req)).catch_unwind().await;
-            let response = answered.unwrap_or_else(|panic| {
-                let what = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_default();
-                tracing::error!(peer = %ctx.peer, panic = %what, "request handler panicked");
-                error_page::response(StatusCode::INTERNAL_SERVER_ERROR)
-            });
-            (response, Some(permit))
-        }
-        Err(response) => (response, None),
+    let close = is_h1 && client_wants_close(&req);
+    let permit = match admit(&ctx) {
+        Ok(permit) => permit,
+        Err(response) => return Answer::now(finish(ctx, response, None, log, is_h1, close)),
     };
+    match std::panic::catch_unwind(AssertUnwindSafe(|| answer_now(&ctx, req))) {
+        Ok(Now::Answered(response)) => {
+            Answer::now(finish(ctx, response, Some(permit), log, is_h1, close))
+        }
+        Ok(Now::Later(req)) => Answer::Later(Box::pin(async move {
+            let answered = AssertUnwindSafe(answer(&ctx, req)).catch_unwind().await;
+            let response = answered.unwrap_or_else(|panic| panicked(&ctx, panic));
+            finish(ctx, response, Some(permit), log, is_h1, close)
+        })),
+        Err(panic) => {
+            let response = panicked(&ctx, panic);
+            Answer::now(finish(ctx, response, Some(permit), log, is_h1, close))
+        }
+    }
+}
+
+/// The answer to a request, as the hyper service's future.
+pub enum Answer {
+    /// Answered without waiting; `None` once taken.
+    Now(Option<Response<Tracked>>),
+    /// Still to be produced (a file to read, a body to drain).
+    Later(Pin<Box<dyn Future<Output = Response<Tracked>> + Send>>),
+}
+
+impl Answer {
+    fn now(response: Response<Tracked>) -> Self {
+        Answer::Now(Some(response))
+    }
+}
+
+impl Future for Answer {
+    type Output = Result<Response<Tracked>, std::convert::Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.get_mut() {
+            Answer::Now(response) => Poll::Ready(Ok(response
+                .take()
+                .expect("hyper polls a service future only until it is ready"))),
+            Answer::Later(future) => future.as_mut().poll(cx).map(Ok),
+        }
+    }
+}
+
+/// What the immediate path could do.
+enum Now {
+    Answered(Response<Body>),
+    /// Needs to wait: the request goes through the async phases.
+    Later(Request<Incoming>),
+}
+
+/// Phases 2 to 6 for what needs no waiting: every early answer, requests without a body whose
+/// handler answers from memory.
+fn answer_now(ctx: &ConnCtx, req: Request<Incoming>) -> Now {
+    use http_body::Body as _;
+    let (parts, body) = req.into_parts();
+    let route = match route(ctx, &parts) {
+        Ok(route) => route,
+        Err(response) => return Now::Answered(response),
+    };
+    if !body.is_end_stream() {
+        return Now::Later(Request::from_parts(parts, body));
+    }
+    match &route.route.handler {
+        Handler::Static(settings) => {
+            let path = static_path(route, settings, parts.uri.path());
+            match files::serve_from_memory(&parts, &path, settings) {
+                Some(response) => Now::Answered(response),
+                None => Now::Later(Request::from_parts(parts, body)),
+            }
+        }
+        Handler::Redirect(settings) => {
+            Now::Answered(redirect::answer(settings, &route.route.path, &parts))
+        }
+        Handler::Respond(settings) => Now::Answered(respond::answer(settings)),
+    }
+}
+
+/// Phases 7 and 8: the response's common headers, and the body that settles the request.
+fn finish(
+    ctx: Arc<ConnCtx>,
+    mut response: Response<Body>,
+    permit: Option<OwnedSemaphorePermit>,
+    mut log: Option<Record>,
+    is_h1: bool,
+    client_wants_close: bool,
+) -> Response<Tracked> {
     filter_response(&ctx, &mut response, is_h1, client_wants_close);
-    let mut log = log;
     if let Some(record) = log.as_mut() {
         record.status = response.status().as_u16();
     }
     response.map(|body| Tracked::new(body, ctx, permit, log))
+}
+
+/// A panic in a phase: logged, answered with 500.
+fn panicked(ctx: &ConnCtx, panic: Box<dyn std::any::Any + Send>) -> Response<Body> {
+    let what = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    tracing::error!(peer = %ctx.peer, panic = %what, "request handler panicked");
+    error_page::response(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
 /// Phase 1: a slot among the requests in flight.
@@ -87,30 +180,34 @@ fn admit(ctx: &ConnCtx) -> Result<OwnedSemaphorePermit, Response<Body>> {
         .map_err(|_| unavailable())
 }
 
-/// Phases 2 to 6.
+/// Phases 2 to 6, for requests that may wait.
 async fn answer(ctx: &ConnCtx, req: Request<Incoming>) -> Response<Body> {
     let (parts, body) = req.into_parts();
-    if let Err(response) = check_request(ctx, &parts) {
-        return response;
-    }
-    let host = request_host(&parts);
-    let Some(site) = ctx.shared.router.site(ctx.listener, host.as_deref()) else {
-        return error_page::response(StatusCode::NOT_FOUND);
+    let route = match route(ctx, &parts) {
+        Ok(route) => route,
+        Err(response) => return response,
     };
-    if site.maintenance {
-        return unavailable();
-    }
-    let path = parts.uri.path();
-    let Some(route) = site.route(path) else {
-        return error_page::response(StatusCode::NOT_FOUND);
-    };
-    if let Err(response) = check_method(route, &parts) {
-        return response;
-    }
     if let Err(response) = read_body(ctx, &parts, body).await {
         return response;
     }
     produce(route, &parts).await
+}
+
+/// Phases 2 to 4: the checks before any handler, and the route that answers.
+fn route<'a>(ctx: &'a ConnCtx, parts: &http::request::Parts) -> Result<&'a CompiledRoute, Response<Body>> {
+    check_request(ctx, parts)?;
+    let host = request_host(parts);
+    let Some(site) = ctx.shared.router.site(ctx.listener, host.as_deref()) else {
+        return Err(error_page::response(StatusCode::NOT_FOUND));
+    };
+    if site.maintenance {
+        return Err(unavailable());
+    }
+    let Some(route) = site.route(parts.uri.path()) else {
+        return Err(error_page::response(StatusCode::NOT_FOUND));
+    };
+    check_method(route, parts)?;
+    Ok(route)
 }
 
 /// Phase 2: requests that need no route.
@@ -202,22 +299,27 @@ async fn read_body(
 async fn produce(route: &CompiledRoute, parts: &http::request::Parts) -> Response<Body> {
     match &route.route.handler {
         Handler::Static(settings) => {
-            let path = parts.uri.path();
-            let path = match (&route.route.path, settings.strip_prefix) {
-                (super::PathMatch::Prefix(prefix), true) => {
-                    let rest = &path[prefix.len().min(path.len())..];
-                    if rest.starts_with('/') {
-                        rest.to_string()
-                    } else {
-                        format!("/{rest}")
-                    }
-                }
-                _ => path.to_string(),
-            };
+            let path = static_path(route, settings, parts.uri.path());
             files::serve(parts, &path, settings).await
         }
         Handler::Redirect(settings) => redirect::answer(settings, &route.route.path, parts),
         Handler::Respond(settings) => respond::answer(settings),
+    }
+}
+
+/// The path a `static` handler maps: the whole request path (nginx `root`), or what follows
+/// the route's prefix (nginx `alias`, `strip_prefix`).
+fn static_path<'a>(route: &CompiledRoute, settings: &files::Settings, path: &'a str) -> Cow<'a, str> {
+    match (&route.route.path, settings.strip_prefix) {
+        (super::PathMatch::Prefix(prefix), true) => {
+            let rest = &path[prefix.len().min(path.len())..];
+            if rest.starts_with('/') {
+                Cow::Borrowed(rest)
+            } else {
+                Cow::Owned(format!("/{rest}"))
+            }
+        }
+        _ => Cow::Borrowed(path),
     }
 }
 

@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 pub use error::{Error, PathProblem};
-pub use serve::serve;
+pub use serve::{serve, serve_from_memory};
 
 /// Settings of one `static` handler.
 #[derive(Debug, Clone)]

@@ -73,6 +73,39 @@ pub async fn serve(req: &Parts, path: &str, settings: &Settings) -> Response<Bod
     res
 }
 
+/// Answers from the open-file cache alone, without waiting on anything: `None` when the
+/// request is not a GET or HEAD or the file is not cached (then [`serve`] answers it).
+pub fn serve_from_memory(req: &Parts, path: &str, settings: &Settings) -> Option<Response<Body>> {
+    if req.method != Method::GET && req.method != Method::HEAD {
+        return None;
+    }
+    let codings = accepted_codings(req, settings);
+    let entry = settings.cache.lookup(&rooted(path), &codings)?;
+    let mut res = from_memory(req, &entry.rep, &entry.content);
+    if req.method == Method::HEAD {
+        *res.body_mut() = Body::Empty;
+    }
+    Some(res)
+}
+
+/// The codings the client accepts, best first, when the settings can use any.
+fn accepted_codings(req: &Parts, settings: &Settings) -> Vec<Coding> {
+    if settings.precompressed || settings.compress {
+        compress::negotiate(&req.headers, &Coding::ALL)
+    } else {
+        Vec::new()
+    }
+}
+
+/// The path with its leading `/` (what prefix stripping may have left out).
+fn rooted(path: &str) -> std::borrow::Cow<'_, str> {
+    if path.starts_with('/') {
+        path.into()
+    } else {
+        format!("/{path}").into()
+    }
+}
+
 /// A file chosen and opened by [`locate`], with what decides its headers.
 struct Selected {
     file: File,
@@ -106,16 +139,8 @@ async fn respond(req: &Parts, path: &str, settings: &Settings) -> Result<Respons
     if req.method != Method::GET && req.method != Method::HEAD {
         return Err(Error::MethodNotAllowed);
     }
-    let codings = if settings.precompressed || settings.compress {
-        compress::negotiate(&req.headers, &Coding::ALL)
-    } else {
-        Vec::new()
-    };
-    let raw_path: std::borrow::Cow<'_, str> = if path.starts_with('/') {
-        path.into()
-    } else {
-        format!("/{path}").into()
-    };
+    let codings = accepted_codings(req, settings);
+    let raw_path = rooted(path);
     if let Some(entry) = settings.cache.lookup(&raw_path, &codings) {
         return Ok(from_memory(req, &entry.rep, &entry.content));
     }

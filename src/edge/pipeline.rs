@@ -60,7 +60,7 @@ pub fn handle(ctx: Arc<ConnCtx>, req: Request<Incoming>) -> Answer {
         .shared
         .access_log
         .as_ref()
-        .map(|_| Record::begin(&req, ctx.peer));
+        .map(|_| Box::new(Record::begin(&req, ctx.peer)));
     let is_h1 = req.version() < Version::HTTP_2;
     let close = is_h1 && client_wants_close(&req);
     let permit = match admit(&ctx) {
@@ -149,7 +149,7 @@ fn finish(
     ctx: Arc<ConnCtx>,
     mut response: Response<Body>,
     permit: Option<OwnedSemaphorePermit>,
-    mut log: Option<Record>,
+    mut log: Option<Box<Record>>,
     is_h1: bool,
     client_wants_close: bool,
 ) -> Response<Tracked> {
@@ -194,7 +194,10 @@ async fn answer(ctx: &ConnCtx, req: Request<Incoming>) -> Response<Body> {
 }
 
 /// Phases 2 to 4: the checks before any handler, and the route that answers.
-fn route<'a>(ctx: &'a ConnCtx, parts: &http::request::Parts) -> Result<&'a CompiledRoute, Response<Body>> {
+fn route<'a>(
+    ctx: &'a ConnCtx,
+    parts: &http::request::Parts,
+) -> Result<&'a CompiledRoute, Response<Body>> {
     check_request(ctx, parts)?;
     let host = request_host(parts);
     let Some(site) = ctx.shared.router.site(ctx.listener, host.as_deref()) else {
@@ -309,7 +312,11 @@ async fn produce(route: &CompiledRoute, parts: &http::request::Parts) -> Respons
 
 /// The path a `static` handler maps: the whole request path (nginx `root`), or what follows
 /// the route's prefix (nginx `alias`, `strip_prefix`).
-fn static_path<'a>(route: &CompiledRoute, settings: &files::Settings, path: &'a str) -> Cow<'a, str> {
+fn static_path<'a>(
+    route: &CompiledRoute,
+    settings: &files::Settings,
+    path: &'a str,
+) -> Cow<'a, str> {
     match (&route.route.path, settings.strip_prefix) {
         (super::PathMatch::Prefix(prefix), true) => {
             let rest = &path[prefix.len().min(path.len())..];

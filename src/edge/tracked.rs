@@ -26,7 +26,8 @@ pub struct Tracked {
 struct Settle {
     ctx: Arc<ConnCtx>,
     _permit: Option<OwnedSemaphorePermit>,
-    log: Option<Record>,
+    /// Boxed: a record is large, and the response is moved several times per request.
+    log: Option<Box<Record>>,
 }
 
 impl Tracked {
@@ -34,7 +35,7 @@ impl Tracked {
         body: Body,
         ctx: Arc<ConnCtx>,
         permit: Option<OwnedSemaphorePermit>,
-        log: Option<Record>,
+        log: Option<Box<Record>>,
     ) -> Self {
         Tracked {
             body,

@@ -36,6 +36,7 @@ use super::pipeline;
 use super::server::Shared;
 use super::settings::Limits;
 use super::tracked::Tracked;
+use crate::net::sendfile::{Hint, Sendfile};
 use crate::net::{linger, timeout::WriteTimeout};
 
 /// The HTTP/2 connection preface (RFC 9113 §3.4).
@@ -48,6 +49,8 @@ pub struct ConnCtx {
     pub local: SocketAddr,
     /// Index of the listener that accepted the connection (in `Settings::listeners`).
     pub listener: usize,
+    /// File bytes the current response offers for `sendfile(2)` (HTTP/1).
+    pub sendfile: Hint,
     pub state: ConnState,
 }
 
@@ -149,6 +152,7 @@ impl ConnCtx {
             peer,
             local: stream.local_addr().unwrap_or(peer),
             listener,
+            sendfile: Hint::default(),
             state: ConnState::default(),
         })
     }
@@ -164,7 +168,10 @@ async fn serve_h1(stream: TcpStream, ctx: Arc<ConnCtx>) -> Ended {
     };
     let clock = Arc::new(HeadClock::new());
     let mut gate = Gate::new(
-        WriteTimeout::new(stream, limits.send_timeout),
+        WriteTimeout::new(
+            Sendfile::new(stream, ctx.sendfile.clone()),
+            limits.send_timeout,
+        ),
         head_limits,
         clock.clone(),
     );
@@ -199,7 +206,7 @@ async fn serve_h1(stream: TcpStream, ctx: Arc<ConnCtx>) -> Ended {
             .keepalive_timeout
             .saturating_sub(watchdog_tick(limits) * 2);
         if let Some(lot) = ctx.shared.lot.as_ref() {
-            let stream = gate.into_inner().into_inner();
+            let stream = gate.into_inner().into_inner().into_inner();
             return match lot.park(stream, ctx.peer, ctx.listener, idle_left) {
                 Ok(()) => Ended::Parked,
                 Err(e) => {
@@ -208,7 +215,7 @@ async fn serve_h1(stream: TcpStream, ctx: Arc<ConnCtx>) -> Ended {
                 }
             };
         }
-        if !park(gate.get_ref().get_ref(), idle_left, &ctx).await {
+        if !park(gate.get_ref().get_ref().get_ref(), idle_left, &ctx).await {
             return Ended::Closed;
         }
     }
@@ -259,7 +266,7 @@ async fn park(stream: &TcpStream, keepalive: Duration, ctx: &ConnCtx) -> bool {
     }
 }
 
-type Io = Gate<WriteTimeout<TcpStream>>;
+type Io = Gate<WriteTimeout<Sendfile>>;
 
 /// Runs one hyper HTTP/1 connection until it has been idle between requests for a tick or
 /// two, then takes the socket back. `None` when the connection failed or timed out and is gone.

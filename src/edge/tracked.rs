@@ -74,6 +74,11 @@ impl http_body::Body for Tracked {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
                     self.bytes += data.len() as u64;
+                    if let (Body::File { file, offset, .. }, Some(settle)) =
+                        (&self.body, &self.settle)
+                    {
+                        settle.ctx.sendfile.offer(data, file, *offset);
+                    }
                 }
             }
             Poll::Ready(None) => self.settle(),

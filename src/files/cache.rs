@@ -15,7 +15,7 @@
 //! only for a map lookup or update, never across `.await` or I/O.
 
 use std::collections::HashMap;
-use std::fs::Metadata;
+use std::fs::{File, Metadata};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -32,6 +32,10 @@ pub const VALID: Duration = Duration::from_secs(1);
 pub const MAX_AGE: Duration = Duration::from_secs(60);
 /// Larger files are streamed from disk instead.
 pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
+/// Entries at least this large keep the file open, so their bodies can be sent with
+/// `sendfile(2)` (`net/sendfile.rs`); below it one copy costs less than a second system
+/// call. At most `MAX_TOTAL_BYTES / SENDFILE_MIN_BYTES` (256) descriptors per handler.
+pub const SENDFILE_MIN_BYTES: u64 = 256 * 1024;
 /// Memory for all entries of one `static` handler.
 pub const MAX_TOTAL_BYTES: usize = 64 * 1024 * 1024;
 
@@ -52,7 +56,9 @@ struct Inner {
 pub struct Entry {
     pub rep: Representation,
     pub content: Bytes,
-    file: PathBuf,
+    /// The open file the content was read from, for files of `SENDFILE_MIN_BYTES` or more.
+    pub file: Option<Arc<File>>,
+    path: PathBuf,
     identity: Identity,
     created: Instant,
     checked: Mutex<Instant>,
@@ -84,6 +90,29 @@ impl std::fmt::Debug for Cache {
     }
 }
 
+impl Entry {
+    /// An entry for a file just read from `path`, described by `meta` (from `fstat` on the
+    /// open file); `file` is kept open for `sendfile(2)` when given.
+    pub fn new(
+        rep: Representation,
+        content: Bytes,
+        file: Option<Arc<File>>,
+        path: &Path,
+        meta: &Metadata,
+    ) -> Self {
+        let now = Instant::now();
+        Entry {
+            rep,
+            content,
+            file,
+            path: path.to_path_buf(),
+            identity: Identity::of(meta),
+            created: now,
+            checked: Mutex::new(now),
+        }
+    }
+}
+
 impl Cache {
     /// True when a file of `length` bytes may be stored.
     pub fn admits(&self, length: u64) -> bool {
@@ -112,7 +141,7 @@ impl Cache {
         if due {
             // A `stat` of a path whose inode is cached by the kernel: about a microsecond,
             // done inline once a second per entry, as nginx does.
-            match std::fs::metadata(&entry.file) {
+            match std::fs::metadata(&entry.path) {
                 Ok(meta) if Identity::of(&meta) == entry.identity => {
                     if let Ok(mut checked) = entry.checked.lock() {
                         *checked = now;
@@ -128,24 +157,8 @@ impl Cache {
     }
 
     /// Stores a file just read and returns its entry.
-    pub fn insert(
-        &self,
-        path: &str,
-        codings: &[Coding],
-        rep: Representation,
-        content: Bytes,
-        file: &Path,
-        meta: &Metadata,
-    ) -> Arc<Entry> {
-        let now = Instant::now();
-        let entry = Arc::new(Entry {
-            rep,
-            content,
-            file: file.to_path_buf(),
-            identity: Identity::of(meta),
-            created: now,
-            checked: Mutex::new(now),
-        });
+    pub fn insert(&self, path: &str, codings: &[Coding], entry: Entry) -> Arc<Entry> {
+        let entry = Arc::new(entry);
         let key = codings_key(codings);
         let size = entry.content.len() + path.len();
         if let Ok(mut inner) = self.inner.lock() {

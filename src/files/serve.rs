@@ -19,9 +19,10 @@
 //!    no `Content-Length`, and `Range` is ignored (the encoded length is unknown).
 //! 5. Otherwise `Range` (RFC 9110 §14), guarded by `If-Range`: one range is 206, none satisfiable
 //!    is 416; several are answered with the whole file (200), see `http/range.rs`.
-//! 6. The body: up to 64 KiB read whole in one buffer (one write, exact length) through
-//!    `read_whole`, the place for a later open-file cache; larger bodies stream in 256 KiB
-//!    chunks with `Content-Length` set explicitly.
+//! 6. The body: files up to 1 MiB are read whole into the open-file cache (`cache.rs`) and
+//!    answered from memory, later requests without touching the disk; from 256 KiB the entry
+//!    keeps the file open so the body can go out with `sendfile(2)` (`net/sendfile.rs`).
+//!    Larger files stream in 256 KiB chunks with `Content-Length` set explicitly.
 //!
 //! HEAD gets the headers GET would get, `Content-Length` included, and no body. Every response
 //! of a compressible type carries `Vary: Accept-Encoding`, compressed or not, so a shared cache
@@ -32,6 +33,7 @@ use std::fs::{File, Metadata, OpenOptions};
 use std::io;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -41,7 +43,7 @@ use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, utf8_percent_enco
 use tokio::io::{AsyncReadExt, AsyncSeekExt, BufReader};
 
 use super::path::{self, Kind};
-use super::{Error, Settings, listing};
+use super::{Error, Settings, cache, listing};
 use crate::http::compress::{self, Coding};
 use crate::http::conditional::{self, EntityTag, Outcome, Validators};
 use crate::http::range::{self, Ranges};
@@ -81,7 +83,7 @@ pub fn serve_from_memory(req: &Parts, path: &str, settings: &Settings) -> Option
     }
     let codings = accepted_codings(req, settings);
     let entry = settings.cache.lookup(&rooted(path), &codings)?;
-    let mut res = from_memory(req, &entry.rep, &entry.content);
+    let mut res = from_memory(req, &entry);
     if req.method == Method::HEAD {
         *res.body_mut() = Body::Empty;
     }
@@ -142,7 +144,7 @@ async fn respond(req: &Parts, path: &str, settings: &Settings) -> Result<Respons
     let codings = accepted_codings(req, settings);
     let raw_path = rooted(path);
     if let Some(entry) = settings.cache.lookup(&raw_path, &codings) {
-        return Ok(from_memory(req, &entry.rep, &entry.content));
+        return Ok(from_memory(req, &entry));
     }
     let located = {
         // `spawn_blocking` needs owned data; the settings are a path, a few names and flags.
@@ -270,11 +272,13 @@ async fn file_response(
     let rep = describe(&meta, &content_type, sibling, codings, settings);
     if rep.on_the_fly.is_none() && settings.cache.admits(rep.length) {
         let length = rep.length;
-        let content = read_whole(file, 0, length).await?;
-        let entry = settings
-            .cache
-            .insert(raw_path, codings, rep, content, &path, &meta);
-        return Ok(from_memory(req, &entry.rep, &entry.content));
+        let file = Arc::new(file);
+        let content = read_whole(file.clone(), 0, length).await?;
+        // Large files keep their descriptor so the body can go out with `sendfile(2)`.
+        let handle = (length >= cache::SENDFILE_MIN_BYTES).then_some(file);
+        let entry = cache::Entry::new(rep, content, handle, &path, &meta);
+        let entry = settings.cache.insert(raw_path, codings, entry);
+        return Ok(from_memory(req, &entry));
     }
     let plan = match plan(req, &rep) {
         Ok(plan) => plan,
@@ -287,7 +291,7 @@ async fn file_response(
         }
         Plan::Send { start, count, .. } if req.method != Method::HEAD => {
             if count <= WHOLE_READ_MAX_BYTES {
-                Body::full(read_whole(file, start, count).await?)
+                Body::full(read_whole(Arc::new(file), start, count).await?)
             } else {
                 stream(file, start, count).await?
             }
@@ -300,15 +304,22 @@ async fn file_response(
 
 /// Answers from a representation held in memory (the open-file cache): preconditions and
 /// ranges as for a file, the body a slice of the stored bytes (no copy).
-pub(super) fn from_memory(req: &Parts, rep: &Representation, content: &Bytes) -> Response<Body> {
-    let plan = match plan(req, rep) {
+pub(super) fn from_memory(req: &Parts, entry: &cache::Entry) -> Response<Body> {
+    let plan = match plan(req, &entry.rep) {
         Ok(plan) => plan,
         Err(res) => return res,
     };
     let body = match &plan {
         Plan::Send { start, count, .. } if req.method != Method::HEAD => {
+            let content = &entry.content;
             let (start, end) = (*start as usize, (*start + *count) as usize);
-            Body::full(content.slice(start.min(content.len())..end.min(content.len())))
+            let bytes = content.slice(start.min(content.len())..end.min(content.len()));
+            match &entry.file {
+                Some(file) if bytes.len() as u64 >= cache::SENDFILE_MIN_BYTES => {
+                    Body::file(bytes, file.clone(), start as u64)
+                }
+                _ => Body::full(bytes),
+            }
         }
         _ => Body::Empty,
     };
@@ -463,12 +474,8 @@ fn plan(req: &Parts, rep: &Representation) -> Result<Plan, Response<Body>> {
     })
 }
 
-/// Reads `count` bytes at `start` of an open file in one buffer.
-///
-/// The hook for an in-memory open-file cache: every body of at most 64 KiB comes through here,
-/// with the open file at hand (its `fstat` gives device, inode, size and mtime for a cache
-/// key), so a cache can answer without the read.
-async fn read_whole(file: File, start: u64, count: u64) -> Result<Bytes, Error> {
+/// Reads `count` bytes at `start` of an open file in one buffer, on the blocking pool.
+async fn read_whole(file: Arc<File>, start: u64, count: u64) -> Result<Bytes, Error> {
     let len = usize::try_from(count).map_err(|_| Error::Io(io::Error::other("range too large")))?;
     blocking(move || {
         let mut buf = vec![0; len];

@@ -4,8 +4,10 @@
 //! allocation and report an exact size, which lets hyper write `Content-Length` and send
 //! head and body in one write. Streams (files, compression) are boxed.
 
+use std::fs::File;
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -22,6 +24,13 @@ pub enum Body {
     Full(Option<Bytes>),
     /// Any stream of bytes (a file read in chunks, a compressor).
     Stream(UnsyncBoxBody<Bytes, io::Error>),
+    /// One buffer that is also `file` from `offset` on, sent in one frame; the connection may
+    /// send it with `sendfile(2)` from the file instead (`net/sendfile.rs`).
+    File {
+        bytes: Option<Bytes>,
+        file: Arc<File>,
+        offset: u64,
+    },
 }
 
 impl Body {
@@ -32,6 +41,15 @@ impl Body {
             Body::Empty
         } else {
             Body::Full(Some(bytes))
+        }
+    }
+
+    /// A body of bytes that are also `file` from `offset` on.
+    pub fn file(bytes: Bytes, file: Arc<File>, offset: u64) -> Self {
+        Body::File {
+            bytes: Some(bytes),
+            file,
+            offset,
         }
     }
 
@@ -54,7 +72,9 @@ impl http_body::Body for Body {
     ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
         match self.get_mut() {
             Body::Empty => Poll::Ready(None),
-            Body::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            Body::Full(bytes) | Body::File { bytes, .. } => {
+                Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b))))
+            }
             Body::Stream(body) => Pin::new(body).poll_frame(cx),
         }
     }
@@ -62,7 +82,7 @@ impl http_body::Body for Body {
     fn is_end_stream(&self) -> bool {
         match self {
             Body::Empty => true,
-            Body::Full(bytes) => bytes.is_none(),
+            Body::Full(bytes) | Body::File { bytes, .. } => bytes.is_none(),
             Body::Stream(body) => body.is_end_stream(),
         }
     }
@@ -70,8 +90,11 @@ impl http_body::Body for Body {
     fn size_hint(&self) -> SizeHint {
         match self {
             Body::Empty => SizeHint::with_exact(0),
-            Body::Full(Some(bytes)) => SizeHint::with_exact(bytes.len() as u64),
-            Body::Full(None) => SizeHint::with_exact(0),
+            Body::Full(Some(bytes))
+            | Body::File {
+                bytes: Some(bytes), ..
+            } => SizeHint::with_exact(bytes.len() as u64),
+            Body::Full(None) | Body::File { bytes: None, .. } => SizeHint::with_exact(0),
             Body::Stream(body) => body.size_hint(),
         }
     }

@@ -5,4 +5,5 @@
 pub mod epoll;
 pub mod linger;
 pub mod listener;
+pub mod sendfile;
 pub mod timeout;

@@ -1,0 +1,242 @@
+//! Zero-copy sending of file bytes from under hyper.
+//!
+//! hyper writes bodies through `poll_write_vectored` and cannot `sendfile`. A response body
+//! that comes from a file (`http::Body::File`) still carries the file's bytes, so anything can
+//! write it; when it yields them it also *offers* a [`Hint`]: "the bytes at this address are
+//! this file at this offset". [`Sendfile`], the connection's socket, looks for that address
+//! among the buffers hyper asks it to write and sends that part with `sendfile(2)` from the
+//! file instead of copying it from memory: on loopback and most NICs the page-cache pages go
+//! to the socket without a copy (nginx `sendfile on`).
+//!
+//! Safety of the address match: the hint keeps a clone of the offered `Bytes`, so that memory
+//! stays allocated, and cannot be reused for other data, for as long as the hint exists. The
+//! bytes sent are the same either way unless the file changed in place after it was cached
+//! (then, as with nginx, the new content goes out); if the file got shorter, `sendfile` sends
+//! what is left and the rest is written from memory, so the length always matches the head.
+
+use std::fs::File;
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, ready};
+
+use bytes::Bytes;
+use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
+use tokio::net::TcpStream;
+
+/// Where some bytes in memory also are in a file.
+struct Region {
+    bytes: Bytes,
+    file: Arc<File>,
+    offset: u64,
+}
+
+/// The current offer of one connection (one response body at a time on HTTP/1).
+#[derive(Clone, Default)]
+pub struct Hint(Arc<Mutex<Option<Region>>>);
+
+impl Hint {
+    /// Offers `bytes`, which are `file` from `offset` on, for zero-copy sending.
+    pub fn offer(&self, bytes: &Bytes, file: &Arc<File>, offset: u64) {
+        if let Ok(mut slot) = self.0.lock() {
+            *slot = Some(Region {
+                bytes: bytes.clone(),
+                file: file.clone(),
+                offset,
+            });
+        }
+    }
+
+    /// The file and offset for a buffer that lies inside the offered bytes, with how many of
+    /// its bytes do.
+    fn find(&self, buf: &[u8]) -> Option<(Arc<File>, u64, usize)> {
+        let slot = self.0.lock().ok()?;
+        let region = slot.as_ref()?;
+        let start = region.bytes.as_ptr() as usize;
+        let end = start + region.bytes.len();
+        let at = buf.as_ptr() as usize;
+        if buf.is_empty() || at < start || at >= end {
+            return None;
+        }
+        let len = buf.len().min(end - at);
+        Some((
+            region.file.clone(),
+            region.offset + (at - start) as u64,
+            len,
+        ))
+    }
+}
+
+/// A TCP stream that sends offered file bytes with `sendfile(2)`.
+pub struct Sendfile {
+    io: TcpStream,
+    hint: Hint,
+}
+
+impl Sendfile {
+    pub fn new(io: TcpStream, hint: Hint) -> Self {
+        Sendfile { io, hint }
+    }
+
+    pub fn get_ref(&self) -> &TcpStream {
+        &self.io
+    }
+
+    pub fn into_inner(self) -> TcpStream {
+        self.io
+    }
+
+    /// Sends up to `len` bytes of `file` from `offset`; 0 when the file has no more (it got
+    /// shorter than when it was cached).
+    fn poll_sendfile(
+        &self,
+        cx: &mut Context<'_>,
+        file: &File,
+        offset: u64,
+        len: usize,
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            ready!(self.io.poll_write_ready(cx))?;
+            let sent = self.io.try_io(Interest::WRITABLE, || {
+                let mut at = libc::off_t::try_from(offset).map_err(io::Error::other)?;
+                nix::sys::sendfile::sendfile(&self.io, file, Some(&mut at), len)
+                    .map_err(io::Error::from)
+            });
+            match sent {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                other => return Poll::Ready(other),
+            }
+        }
+    }
+}
+
+impl Sendfile {
+    /// Writes `buf` with `MSG_MORE`: more data follows at once.
+    fn poll_send_more(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        loop {
+            ready!(self.io.poll_write_ready(cx))?;
+            let sent = self.io.try_io(Interest::WRITABLE, || {
+                nix::sys::socket::send(
+                    std::os::fd::AsRawFd::as_raw_fd(&self.io),
+                    buf,
+                    nix::sys::socket::MsgFlags::from_bits_retain(libc::MSG_MORE),
+                )
+                .map_err(io::Error::from)
+            });
+            match sent {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                other => return Poll::Ready(other),
+            }
+        }
+    }
+}
+
+impl AsyncRead for Sendfile {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Sendfile {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if let Some((file, offset, len)) = this.hint.find(buf) {
+            match ready!(this.poll_sendfile(cx, &file, offset, len)) {
+                Ok(0) => {}
+                other => return Poll::Ready(other),
+            }
+        }
+        Pin::new(&mut this.io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        match bufs.iter().position(|b| this.hint.find(b).is_some()) {
+            // The file's part first in line: send it alone, from the file.
+            Some(0) => Pin::new(this).poll_write(cx, &bufs[0]),
+            // The response head before it: sent with MSG_MORE, so the kernel holds it to go
+            // out in one segment with the file's first bytes (as TCP_CORK would, without two
+            // extra system calls); the file's part goes in the next call.
+            Some(1) => this.poll_send_more(cx, &bufs[0]),
+            Some(i) => Pin::new(&mut this.io).poll_write_vectored(cx, &bufs[..i]),
+            None => Pin::new(&mut this.io).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn offered_bytes_go_out_from_the_file_others_from_memory() {
+        let mut tmp = tempfile::NamedTempFile::new().unwrap();
+        let content: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        tmp.write_all(&content).unwrap();
+        let file = Arc::new(File::open(tmp.path()).unwrap());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let hint = Hint::default();
+        let mut out = Sendfile::new(server, hint.clone());
+        let bytes = Bytes::from(content.clone());
+        let tail = bytes.slice(1000..);
+        hint.offer(&tail, &file, 1000);
+        let reader = tokio::spawn(async move {
+            let mut client = client;
+            let mut got = Vec::new();
+            client.read_to_end(&mut got).await.unwrap();
+            got
+        });
+        out.write_all(b"head:").await.unwrap();
+        out.write_all(&tail).await.unwrap();
+        out.shutdown().await.unwrap();
+        drop(out);
+        let got = reader.await.unwrap();
+        assert_eq!(&got[..5], b"head:");
+        assert!(got[5..] == content[1000..], "file bytes differ");
+    }
+
+    #[test]
+    fn only_buffers_inside_the_offer_match() {
+        let tmp = tempfile::NamedTempFile::new().unwrap();
+        let file = Arc::new(File::open(tmp.path()).unwrap());
+        let hint = Hint::default();
+        let bytes = Bytes::from(vec![7u8; 100]);
+        hint.offer(&bytes.slice(10..), &file, 10);
+        assert!(hint.find(&bytes[..5]).is_none());
+        let (_, offset, len) = hint.find(&bytes[20..]).unwrap();
+        assert_eq!((offset, len), (20, 80));
+        assert!(hint.find(&[1, 2, 3]).is_none());
+    }
+}

@@ -569,3 +569,39 @@ async fn brotli(data: &[u8]) -> Vec<u8> {
     encoder.shutdown().await.unwrap();
     encoder.into_inner()
 }
+
+/// Files from 256 KiB are cached with their descriptor and sent with `sendfile(2)`; whole
+/// bodies and ranges must be byte for byte the file, first (read from disk) and later (from
+/// the cache through `sendfile`), over one keep-alive connection and over new ones.
+#[tokio::test]
+async fn large_cached_files_are_sent_whole_and_in_ranges() {
+    let work = WorkDir::new();
+    let content: Vec<u8> = (0..700_000u32).map(|i| (i * 7 % 253) as u8).collect();
+    work.write("public/big.bin", &content);
+    let server = Server::start(work, CONFIG);
+    for _ in 0..3 {
+        let r = get(server.addr(), "/big.bin").await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.body.len(), content.len());
+        assert!(
+            r.body[..] == content[..],
+            "whole body differs from the file"
+        );
+    }
+    let mut conn = RawConn::connect(server.addr()).await;
+    for (range, start, end) in [
+        ("bytes=300000-", 300_000, 700_000),
+        ("bytes=1-262145", 1, 262_146),
+    ] {
+        conn.send(format!(
+            "GET /big.bin HTTP/1.1\r\nHost: a\r\nRange: {range}\r\n\r\n"
+        ))
+        .await;
+        let r = conn.read_response().await;
+        r.assert_status(206);
+        assert!(
+            r.body[..] == content[start..end],
+            "range {range} differs from the file"
+        );
+    }
+}

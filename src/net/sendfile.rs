@@ -17,6 +17,7 @@
 use std::fs::File;
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
 
@@ -33,24 +34,35 @@ struct Region {
 
 /// The current offer of one connection (one response body at a time on HTTP/1).
 #[derive(Clone, Default)]
-pub struct Hint(Arc<Mutex<Option<Region>>>);
+pub struct Hint(Arc<Offer>);
+
+#[derive(Default)]
+struct Offer {
+    /// Set once anything was offered: until then a write costs one atomic load, no lock.
+    ever: AtomicBool,
+    region: Mutex<Option<Region>>,
+}
 
 impl Hint {
     /// Offers `bytes`, which are `file` from `offset` on, for zero-copy sending.
     pub fn offer(&self, bytes: &Bytes, file: &Arc<File>, offset: u64) {
-        if let Ok(mut slot) = self.0.lock() {
+        if let Ok(mut slot) = self.0.region.lock() {
             *slot = Some(Region {
                 bytes: bytes.clone(),
                 file: file.clone(),
                 offset,
             });
+            self.0.ever.store(true, Ordering::Release);
         }
     }
 
     /// The file and offset for a buffer that lies inside the offered bytes, with how many of
     /// its bytes do.
     fn find(&self, buf: &[u8]) -> Option<(Arc<File>, u64, usize)> {
-        let slot = self.0.lock().ok()?;
+        if !self.0.ever.load(Ordering::Acquire) {
+            return None;
+        }
+        let slot = self.0.region.lock().ok()?;
         let region = slot.as_ref()?;
         let start = region.bytes.as_ptr() as usize;
         let end = start + region.bytes.len();

@@ -199,8 +199,11 @@ fn route<'a>(
     parts: &http::request::Parts,
 ) -> Result<&'a CompiledRoute, Response<Body>> {
     check_request(ctx, parts)?;
-    let host = request_host(parts);
-    let Some(site) = ctx.shared.router.site(ctx.listener, host.as_deref()) else {
+    let Some(site) = ctx
+        .shared
+        .router
+        .site_for(ctx.listener, || request_host(parts))
+    else {
         return Err(error_page::response(StatusCode::NOT_FOUND));
     };
     if site.maintenance {

@@ -43,6 +43,9 @@ pub struct CompiledRoute {
 /// Which site answers which host on one listener.
 #[derive(Default)]
 struct SiteTable {
+    /// The one site on this listener, when there is only one: every host leads to it, so
+    /// the host need not even be read.
+    only: Option<usize>,
     exact: HashMap<String, usize>,
     /// `.example.com` suffixes, longest first.
     suffixes: Vec<(String, usize)>,
@@ -87,10 +90,32 @@ impl Router {
                 table
                     .suffixes
                     .sort_by_key(|(s, _)| std::cmp::Reverse(s.len()));
+                let mut on_listener = settings
+                    .sites
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, s)| s.listen.contains(addr));
+                if let (Some((only, _)), None) = (on_listener.next(), on_listener.next()) {
+                    table.only = Some(only);
+                }
                 table
             })
             .collect();
         Router { sites, listeners }
+    }
+
+    /// The site for a request on listener `listener`; `host` gives the request's host
+    /// (lower-case, no port) and is called only when the listener has several sites.
+    pub fn site_for<'h>(
+        &self,
+        listener: usize,
+        host: impl FnOnce() -> Option<Cow<'h, str>>,
+    ) -> Option<&CompiledSite> {
+        let table = self.listeners.get(listener)?;
+        if let Some(only) = table.only {
+            return self.sites.get(only);
+        }
+        self.site(listener, host().as_deref())
     }
 
     /// The site for a request on listener `listener` with host `host` (lower-case, no port).
@@ -298,6 +323,24 @@ mod tests {
         assert_eq!(router.site(0, Some("unknown")).unwrap().name, "fallback");
         assert_eq!(router.site(0, None).unwrap().name, "fallback");
         assert!(router.site(1, None).is_none());
+    }
+
+    #[test]
+    fn a_lone_site_answers_without_reading_the_host() {
+        let addr: SocketAddr = "127.0.0.1:80".parse().unwrap();
+        let settings = Settings {
+            listeners: vec![addr],
+            sites: vec![site(
+                "lone",
+                vec![HostPattern::Exact("a.test".into())],
+                false,
+                addr,
+            )],
+            limits: Limits::default(),
+        };
+        let router = Router::new(&settings);
+        let site = router.site_for(0, || panic!("the host was read")).unwrap();
+        assert_eq!(site.name, "lone");
     }
 
     #[test]

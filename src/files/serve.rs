@@ -333,6 +333,9 @@ pub(super) fn from_memory(req: &Parts, entry: &cache::Entry) -> Response<Body> {
 #[derive(Debug, Clone)]
 pub struct Representation {
     headers: HeaderMap,
+    /// `headers` plus `Accept-Ranges` and `Content-Length`: the whole head of a plain 200,
+    /// built once so the common answer is one clone (no insert that grows the map).
+    plain: HeaderMap,
     validators: Validators,
     pub length: u64,
     on_the_fly: Option<Coding>,
@@ -385,8 +388,14 @@ fn describe(
     if let Some(coding) = sibling.or(on_the_fly) {
         headers.insert(header::CONTENT_ENCODING, coding.header_value());
     }
+    let mut plain = headers.clone();
+    if on_the_fly.is_none() {
+        plain.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+        plain.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    }
     Representation {
         headers,
+        plain,
         validators,
         length,
         on_the_fly,
@@ -421,21 +430,19 @@ impl Plan {
 /// comes back as `Err`.
 #[allow(clippy::result_large_err)] // the early answer is moved once; boxing costs more
 fn plan(req: &Parts, rep: &Representation) -> Result<Plan, Response<Body>> {
-    let mut headers = rep.headers.clone();
     // Most requests carry no precondition and no range: skip reading them field by field.
     let plain = !PLAN_FIELDS
         .iter()
         .any(|name| req.headers.contains_key(name));
     if plain && rep.on_the_fly.is_none() {
-        headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(rep.length));
         return Ok(Plan::Send {
             status: StatusCode::OK,
-            headers,
+            headers: rep.plain.clone(),
             start: 0,
             count: rep.length,
         });
     }
+    let mut headers = rep.headers.clone();
     match conditional::evaluate(&req.method, &req.headers, &rep.validators) {
         Outcome::Proceed => {}
         Outcome::NotModified => return Err(not_modified(&headers)),

@@ -542,9 +542,8 @@ const STACK_HEADERS: usize = 128;
 /// The length of the head up to and including the blank line, if it is all there.
 fn find_head_end(bytes: &[u8]) -> Option<usize> {
     // A bare LF head end ("\n\n") is found too, so that it is rejected rather than waited on.
-    let mut i = 0;
-    while let Some(pos) = bytes[i..].iter().position(|&b| b == b'\n') {
-        let at = i + pos;
+    // memchr: this runs over every head, so the line ends are found with SIMD.
+    for at in memchr::memchr_iter(b'\n', bytes) {
         let next = &bytes[at + 1..];
         if next.first() == Some(&b'\n') {
             return Some(at + 2);
@@ -552,25 +551,21 @@ fn find_head_end(bytes: &[u8]) -> Option<usize> {
         if next.starts_with(b"\r\n") {
             return Some(at + 3);
         }
-        if next.len() < 2 && (next.is_empty() || next == b"\r") {
+        if next.is_empty() || next == b"\r" {
             return None;
         }
-        i = at + 1;
     }
     None
 }
 
 /// Every LF must follow a CR; no NUL anywhere.
 fn check_line_ends(head: &[u8]) -> Option<Rejection> {
-    for (i, &b) in head.iter().enumerate() {
-        if b == b'\n' && (i == 0 || head[i - 1] != b'\r') {
-            return Some(Rejection::Malformed("bare LF"));
-        }
-        if b == 0 {
-            return Some(Rejection::Malformed("NUL in head"));
-        }
+    if memchr::memchr(0, head).is_some() {
+        return Some(Rejection::Malformed("NUL in head"));
     }
-    None
+    memchr::memchr_iter(b'\n', head)
+        .any(|i| i == 0 || head[i - 1] != b'\r')
+        .then_some(Rejection::Malformed("bare LF"))
 }
 
 /// RFC 9110 §8.6: `Content-Length = 1*DIGIT`; a list of equal values is also tolerated.

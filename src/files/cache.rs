@@ -60,8 +60,10 @@ pub struct Entry {
     pub file: Option<Arc<File>>,
     path: PathBuf,
     identity: Identity,
-    created: Instant,
-    checked: Mutex<Instant>,
+    /// When the entry is dropped whatever the checks say (`MAX_AGE` after it was made).
+    expires: Instant,
+    /// When the file is to be checked again (`VALID` after the last check).
+    recheck: Mutex<Instant>,
 }
 
 /// What tells that a file changed.
@@ -107,8 +109,8 @@ impl Entry {
             file,
             path: path.to_path_buf(),
             identity: Identity::of(meta),
-            created: now,
-            checked: Mutex::new(now),
+            expires: now + MAX_AGE,
+            recheck: Mutex::new(now + VALID),
         }
     }
 }
@@ -129,22 +131,22 @@ impl Cache {
             variants.iter().find(|(k, _)| *k == key)?.1.clone()
         };
         let now = Instant::now();
-        if now.duration_since(entry.created) >= MAX_AGE {
+        if now >= entry.expires {
             self.remove(path, key);
             return None;
         }
         let due = entry
-            .checked
+            .recheck
             .lock()
-            .map(|checked| now.duration_since(*checked) >= VALID)
+            .map(|recheck| now >= *recheck)
             .unwrap_or(true);
         if due {
             // A `stat` of a path whose inode is cached by the kernel: about a microsecond,
             // done inline once a second per entry, as nginx does.
             match std::fs::metadata(&entry.path) {
                 Ok(meta) if Identity::of(&meta) == entry.identity => {
-                    if let Ok(mut checked) = entry.checked.lock() {
-                        *checked = now;
+                    if let Ok(mut recheck) = entry.recheck.lock() {
+                        *recheck = now + VALID;
                     }
                 }
                 _ => {

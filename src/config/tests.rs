@@ -66,7 +66,7 @@ listen = ["127.0.0.1:8080"]
 root = "public"
 "#;
 
-/// The example of `docs/CONFIG-DRAFT.md`, verbatim.
+/// A full example of the schema (every section, the handlers, units and placeholders).
 const DRAFT_EXAMPLE: &str = r#"
 [server]
 threads = 4                  # runtime threads; default: one per CPU

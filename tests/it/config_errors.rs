@@ -246,7 +246,7 @@ root = "public"
     );
 }
 
-/// Every key of the schema in docs/CONFIG-DRAFT.md, in one file kept in tests/data.
+/// Every key of the schema (README reference), in one file kept in tests/data.
 #[tokio::test]
 async fn check_accepts_the_full_sample() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/full");

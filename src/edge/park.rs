@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use tokio::net::TcpStream;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
 use super::conn;
 use super::server::Shared;
@@ -165,18 +166,22 @@ impl Lot {
         match TcpStream::from_std(parked.stream) {
             Ok(stream) => {
                 let shared = shared.clone();
-                tracker.spawn(async move {
-                    let ended = conn::resume(
-                        stream,
-                        parked.peer,
-                        parked.listener as usize,
-                        shared.clone(),
-                    )
-                    .await;
-                    if ended == conn::Ended::Closed {
-                        shared.connections.fetch_sub(1, Ordering::Relaxed);
+                let span = tracing::debug_span!("conn", peer = %parked.peer, listener = parked.listener, resumed = true);
+                tracker.spawn(
+                    async move {
+                        let ended = conn::resume(
+                            stream,
+                            parked.peer,
+                            parked.listener as usize,
+                            shared.clone(),
+                        )
+                        .await;
+                        if ended == conn::Ended::Closed {
+                            shared.connections.fetch_sub(1, Ordering::Relaxed);
+                        }
                     }
-                });
+                    .instrument(span),
+                );
             }
             Err(e) => {
                 tracing::debug!(error = %e, "parking lot: cannot resume a connection");

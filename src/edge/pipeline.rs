@@ -38,6 +38,7 @@ use http::{Method, Request, Response, StatusCode, Version};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use tokio::sync::OwnedSemaphorePermit;
+use tracing::Instrument;
 
 use super::conn::ConnCtx;
 use super::router::{CompiledRoute, request_host};
@@ -67,15 +68,23 @@ pub fn handle(ctx: Arc<ConnCtx>, req: Request<Incoming>) -> Answer {
         Ok(permit) => permit,
         Err(response) => return Answer::now(finish(ctx, response, None, log, is_h1, close)),
     };
-    match std::panic::catch_unwind(AssertUnwindSafe(|| answer_now(&ctx, req))) {
+    let span = tracing::debug_span!("request", method = %req.method(), target = %req.uri());
+    let immediate = {
+        let _entered = span.enter();
+        std::panic::catch_unwind(AssertUnwindSafe(|| answer_now(&ctx, req)))
+    };
+    match immediate {
         Ok(Now::Answered(response)) => {
             Answer::now(finish(ctx, response, Some(permit), log, is_h1, close))
         }
-        Ok(Now::Later(req)) => Answer::Later(Box::pin(async move {
-            let answered = AssertUnwindSafe(answer(&ctx, req)).catch_unwind().await;
-            let response = answered.unwrap_or_else(|panic| panicked(&ctx, panic));
-            finish(ctx, response, Some(permit), log, is_h1, close)
-        })),
+        Ok(Now::Later(req)) => Answer::Later(Box::pin(
+            async move {
+                let answered = AssertUnwindSafe(answer(&ctx, req)).catch_unwind().await;
+                let response = answered.unwrap_or_else(|panic| panicked(&ctx, panic));
+                finish(ctx, response, Some(permit), log, is_h1, close)
+            }
+            .instrument(span),
+        )),
         Err(panic) => {
             let response = panicked(&ctx, panic);
             Answer::now(finish(ctx, response, Some(permit), log, is_h1, close))

@@ -16,6 +16,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
 use super::conn;
 use super::router::Router;
@@ -142,11 +143,17 @@ async fn accept_loop(
             });
             continue;
         }
-        tracker.spawn(async move {
-            if conn::serve(stream, peer, index, shared.clone()).await == conn::Ended::Closed {
-                shared.connections.fetch_sub(1, Ordering::Relaxed);
+        // One span per connection (STYLE §5); disabled unless debug logging is on, when
+        // creating it is a cached level check.
+        let span = tracing::debug_span!("conn", %peer, listener = index);
+        tracker.spawn(
+            async move {
+                if conn::serve(stream, peer, index, shared.clone()).await == conn::Ended::Closed {
+                    shared.connections.fetch_sub(1, Ordering::Relaxed);
+                }
             }
-        });
+            .instrument(span),
+        );
     }
 }
 

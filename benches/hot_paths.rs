@@ -1,0 +1,87 @@
+//! Benchmarks of the code every request runs: the gate's head check, URL path normalisation,
+//! site and route choice, and an open-file cache hit. Run: `cargo bench --bench hot_paths`.
+//! Figures go to BENCHMARKS.md with the command; compare runs on one machine only.
+
+use std::hint::black_box;
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use criterion::{Criterion, criterion_group, criterion_main};
+use http::{HeaderMap, StatusCode};
+use portico::edge::gate::{HeadLimits, check_head};
+use portico::edge::router::Router;
+use portico::edge::{Handler, HostPattern, Limits, PathMatch, Respond, Route, Settings, Site};
+use portico::files;
+
+const HEAD: &[u8] = b"GET /static/css/site.css HTTP/1.1\r\nHost: www.example.com\r\nUser-Agent: Mozilla/5.0 (X11; Linux x86_64)\r\nAccept: text/css,*/*;q=0.1\r\nAccept-Encoding: gzip, deflate, br\r\nAccept-Language: en-US,en;q=0.5\r\nConnection: keep-alive\r\n\r\n";
+
+fn gate(c: &mut Criterion) {
+    let limits = HeadLimits {
+        max_head_bytes: 32 * 1024,
+        max_headers: 100,
+        max_uri_bytes: 8 * 1024,
+    };
+    c.bench_function("gate_check_head_browser_get", |b| {
+        b.iter(|| check_head(black_box(HEAD), limits))
+    });
+}
+
+fn path(c: &mut Criterion) {
+    c.bench_function("path_normalize_plain", |b| {
+        b.iter(|| files::path::normalize(black_box("/static/css/site.css")))
+    });
+    c.bench_function("path_normalize_encoded", |b| {
+        b.iter(|| files::path::normalize(black_box("/static/a%20b/./c%2Fd/../e.txt")))
+    });
+}
+
+fn router(c: &mut Criterion) {
+    let addr: SocketAddr = "127.0.0.1:80".parse().expect("literal address");
+    let respond = |body: &'static str| {
+        Handler::Respond(Respond {
+            status: StatusCode::OK,
+            headers: HeaderMap::new(),
+            body: Bytes::from_static(body.as_bytes()),
+        })
+    };
+    let routes: Vec<Route> = (0..20)
+        .map(|i| Route {
+            path: PathMatch::Prefix(format!("/section{i}/")),
+            methods: None,
+            trace: false,
+            handler: respond("x"),
+        })
+        .chain([Route {
+            path: PathMatch::Exact("/healthz".into()),
+            methods: None,
+            trace: false,
+            handler: respond("ok"),
+        }])
+        .collect();
+    let sites = (0..10)
+        .map(|i| Site {
+            name: format!("site{i}"),
+            hosts: vec![HostPattern::Exact(format!("www.example{i}.com"))],
+            listen: vec![addr],
+            default: i == 0,
+            maintenance: false,
+            routes: routes.clone(),
+        })
+        .collect();
+    let settings = Settings {
+        listeners: vec![addr],
+        sites,
+        limits: Limits::default(),
+    };
+    let router = Router::new(&settings);
+    c.bench_function("router_site_and_route_10_sites_21_routes", |b| {
+        b.iter(|| {
+            let site = router.site(0, Some(black_box("www.example7.com")));
+            site.and_then(|s| s.route(black_box("/section13/page")))
+                .is_some()
+        })
+    });
+}
+
+criterion_group!(benches, gate, path, router);
+criterion_main!(benches);

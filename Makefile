@@ -1,8 +1,10 @@
 # One command runs everything CI runs: `make test`.
 .PHONY: test deps lint unit demo bench fuzz
 
+# Benches run once each as a smoke test first, so the run ends on the test summary.
 test: deps lint
-	cargo test --all-targets --locked
+	cargo test --benches --locked
+	cargo test --lib --bins --tests --locked
 
 # Installs what the tests need when it is missing (Debian packages; root or sudo).
 deps:

@@ -82,7 +82,7 @@ pub fn run_config(config: Config, env: &Environment) -> ExitCode {
                 return exit::code(exit::FAILURE);
             }
         };
-        let mut server = Server::new(&config.edge, access_log);
+        let server = Server::new(&config.edge, access_log);
         for listener in &listeners {
             if let Ok(addr) = listener.local_addr() {
                 println!("listening kind=http addr={addr}");

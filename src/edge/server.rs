@@ -52,8 +52,14 @@ pub struct Server {
 }
 
 impl Server {
-    /// Builds the shared state for `settings`.
+    /// Builds the shared state for `settings`, the parking lot included. Must be called
+    /// inside the runtime (the lot registers its epoll set with the reactor).
     pub fn new(settings: &Settings, access_log: Option<access_log::Writer>) -> Self {
+        let lot = super::park::Lot::new()
+            .inspect_err(|e| {
+                tracing::warn!(error = %e, "no parking lot: idle connections keep their tasks");
+            })
+            .ok();
         let shared = Arc::new(Shared {
             router: Router::new(settings),
             limits: settings.limits.clone(),
@@ -62,7 +68,7 @@ impl Server {
             connections: AtomicUsize::new(0),
             drain: CancellationToken::new(),
             parks: std::sync::atomic::AtomicU64::new(0),
-            lot: None,
+            lot,
         });
         Server {
             shared,
@@ -72,17 +78,7 @@ impl Server {
 
     /// Starts accepting on already bound listeners, listener `i` being `Settings::listeners[i]`,
     /// and starts the parking lot. Must be called inside the runtime.
-    pub fn start(&mut self, listeners: Vec<std::net::TcpListener>) -> std::io::Result<()> {
-        match super::park::Lot::new() {
-            Ok(lot) => {
-                if let Some(shared) = Arc::get_mut(&mut self.shared) {
-                    shared.lot = Some(lot);
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "no parking lot: idle connections keep their tasks")
-            }
-        }
+    pub fn start(&self, listeners: Vec<std::net::TcpListener>) -> std::io::Result<()> {
         self.tracker.spawn(super::park::Lot::run(
             self.shared.clone(),
             self.tracker.clone(),

@@ -281,8 +281,12 @@ async fn serve_h1_burst(gate: Io, ctx: &Arc<ConnCtx>, clock: &HeadClock) -> Opti
     let limits = &ctx.shared.limits;
     let tick = watchdog_tick(limits);
     let mut builder = http1::Builder::new();
+    // No hyper header timer: hyper arms one (30 s by default once a timer is set) for every
+    // request head, a boxed sleep registered and cancelled per request; the watchdog enforces
+    // `client_header_timeout` instead.
     builder
         .timer(TokioTimer::new())
+        .header_read_timeout(None)
         .max_buf_size(limits.max_header_bytes.max(8192) + 8192)
         .max_headers(limits.max_headers)
         .keep_alive(true)

@@ -345,7 +345,11 @@ fn static_path<'a>(
 /// Phase 7: headers every response gets.
 fn filter_response(ctx: &ConnCtx, res: &mut Response<Body>, is_h1: bool, client_wants_close: bool) {
     let headers = res.headers_mut();
-    headers.insert(header::SERVER, HeaderValue::from_static("portico"));
+    // Responses built ahead (the open-file cache's heads) already carry it: no insert then,
+    // which would grow a cloned map.
+    if !headers.contains_key(header::SERVER) {
+        headers.insert(header::SERVER, crate::http::SERVER_NAME);
+    }
     let has_body = !matches!(res.body(), Body::Empty);
     if has_body && !res.headers().contains_key(header::CONTENT_TYPE) {
         res.headers_mut().insert(

@@ -389,6 +389,9 @@ fn describe(
         headers.insert(header::CONTENT_ENCODING, coding.header_value());
     }
     let mut plain = headers.clone();
+    // The edge adds `Server` to every response; present here, it needs no insert (which
+    // would grow the clone made per request).
+    plain.insert(header::SERVER, crate::http::SERVER_NAME);
     if on_the_fly.is_none() {
         plain.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
         plain.insert(header::CONTENT_LENGTH, HeaderValue::from(length));

@@ -11,3 +11,6 @@ pub mod range;
 pub mod reader;
 
 pub use body::Body;
+
+/// The `Server` field every response carries.
+pub const SERVER_NAME: http::HeaderValue = http::HeaderValue::from_static("portico");

@@ -356,6 +356,10 @@ async fn serve_h2(io: WriteTimeout<TcpStream>, ctx: Arc<ConnCtx>) {
     let mut stopping = false;
     let idle_limit = limits.keepalive_timeout;
     let mut idle_since = tokio::time::Instant::now();
+    let mut finished_at_last_tick = 0;
+    // Once idle, the server sends GOAWAY; a client that never answers h2's closing PING would
+    // keep the connection, so it is dropped after `lingering_timeout`.
+    let mut give_up: Option<tokio::time::Instant> = None;
     let mut tick = tokio::time::interval(Duration::from_secs(1).min(idle_limit));
     loop {
         tokio::select! {
@@ -370,15 +374,21 @@ async fn serve_h2(io: WriteTimeout<TcpStream>, ctx: Arc<ConnCtx>) {
                 conn.as_mut().graceful_shutdown();
             }
             _ = tick.tick(), if !stopping => {
-                // HTTP/2 idle timeout: no stream open for keepalive_timeout.
+                // HTTP/2 idle timeout: no stream open, and none finished, for keepalive_timeout.
                 let started = ctx.state.started.load(Ordering::Relaxed);
                 let finished = ctx.state.finished.load(Ordering::Relaxed);
-                if started != finished {
+                if started != finished || finished != finished_at_last_tick {
                     idle_since = tokio::time::Instant::now();
+                    finished_at_last_tick = finished;
                 } else if idle_since.elapsed() >= idle_limit {
                     stopping = true;
+                    give_up = Some(tokio::time::Instant::now() + limits.linger_timeout);
                     conn.as_mut().graceful_shutdown();
                 }
+            }
+            _ = tokio::time::sleep_until(give_up.unwrap_or_else(tokio::time::Instant::now)), if give_up.is_some() => {
+                tracing::debug!(peer = %ctx.peer, "idle HTTP/2 connection did not close after GOAWAY");
+                return;
             }
         }
     }

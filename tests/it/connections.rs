@@ -223,3 +223,28 @@ async fn slow_clients_do_not_hold_up_other_requests() {
     slow.abort_all();
     while slow.join_next().await.is_some() {}
 }
+
+/// An HTTP/2 connection with no open stream for `keepalive_timeout` is ended by the server:
+/// GOAWAY, and the close once the client stays silent (it never answers h2's closing PING
+/// here) for `lingering_timeout`.
+#[tokio::test]
+async fn idle_h2c_connection_is_closed_after_keepalive_timeout() {
+    let config =
+        format!("[limits]\nkeepalive_timeout = \"1s\"\nlingering_timeout = \"1s\"\n{CONFIG}");
+    let server = Server::start(WorkDir::new(), &config);
+    let mut conn = RawConn::connect(server.addr()).await;
+    // Client preface and an empty SETTINGS frame (RFC 9113 §3.4, §6.5).
+    let mut hello = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    hello.extend_from_slice(&[0, 0, 0, 0x4, 0, 0, 0, 0, 0]);
+    conn.send(&hello).await;
+    let seen = conn
+        .wait_closed(Duration::from_secs(8))
+        .await
+        .unwrap_or_else(|_| panic!("an idle HTTP/2 connection stayed open past keepalive_timeout"));
+    // A GOAWAY frame (type 0x7, 8-byte payload and more) came before the close.
+    assert!(
+        seen.windows(4)
+            .any(|w| w[0] == 0 && w[1] == 0 && w[2] >= 8 && w[3] == 0x7),
+        "no GOAWAY before the close: {seen:?}"
+    );
+}

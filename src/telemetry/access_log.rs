@@ -158,7 +158,13 @@ impl Writer {
             LogFormat::Json => record.json(),
         };
         if let Err(TrySendError::Full(_)) = self.queue.try_send(line) {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+            let dropped = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            if dropped == 1 || dropped.is_multiple_of(10_000) {
+                tracing::warn!(
+                    dropped,
+                    "access log writer is behind; lines are being dropped"
+                );
+            }
         }
     }
 

@@ -104,19 +104,6 @@ impl Lot {
         Ok(())
     }
 
-    /// Number of parked connections.
-    pub fn len(&self) -> usize {
-        self.slots
-            .lock()
-            .map(|s| s.entries.len() - s.free.len())
-            .unwrap_or(0)
-    }
-
-    /// True when no connection is parked.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Runs the lot until the server drains: resumes connections that turn readable, closes
     /// those past their deadline, and closes them all when draining.
     pub async fn run(shared: Arc<Shared>, tracker: TaskTracker) {

@@ -1,6 +1,6 @@
 //! Limits that protect the server from clients: request target and head sizes (414, 431),
-//! body size before reading it (413, also instead of `100 Continue`), header and keep-alive
-//! timeouts, and the overload caps (503 with `Retry-After`).
+//! body size before reading it (413, also instead of `100 Continue`), header, body, send and
+//! keep-alive timeouts, and the overload caps (503 with `Retry-After`).
 
 use std::time::Duration;
 
@@ -265,4 +265,57 @@ async fn poll_until_status(
         "never got {status} waiting for {waiting_for}; last answer:\n{}",
         last.unwrap()
     )
+}
+
+#[tokio::test]
+async fn a_stalled_request_body_is_answered_408_after_client_body_timeout() {
+    let server = Server::start(WorkDir::new(), &config(r#"client_body_timeout = "1s""#));
+    let mut conn = RawConn::connect(server.addr()).await;
+    // Ten bytes promised, three sent, then silence.
+    conn.send("POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc")
+        .await;
+    match conn.wait_closed(Duration::from_secs(6)).await {
+        Ok(bytes) => {
+            let text = String::from_utf8_lossy(&bytes);
+            assert!(
+                text.starts_with("HTTP/1.1 408"),
+                "expected 408, got:\n{text}"
+            );
+        }
+        Err(bytes) => panic!(
+            "stalled body still open after 6 s; received:\n{}",
+            String::from_utf8_lossy(&bytes)
+        ),
+    }
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_dropped_after_send_timeout() {
+    const SIZE: usize = 8 * 1024 * 1024;
+    let work = WorkDir::new();
+    work.write("public/big.bin", vec![b'x'; SIZE]);
+    let config = r#"
+[limits]
+send_timeout = "1s"
+
+[[site]]
+listen = ["127.0.0.1:0"]
+
+[[site.route]]
+prefix = "/"
+[site.route.static]
+root = "public"
+"#;
+    let server = Server::start(work, config);
+    let mut conn = RawConn::connect_with_small_buffer(server.addr(), 4096).await;
+    conn.send(get_request("/big.bin")).await;
+    // The client stalls (this pause is the behaviour under test, not a synchronisation):
+    // with send_timeout = 1 s the server gives up on it long before the pause ends.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let got = conn.read_to_end().await;
+    assert!(
+        got.len() < SIZE,
+        "the server kept a stalled reader and sent all {} bytes",
+        got.len()
+    );
 }

@@ -107,35 +107,35 @@ impl Sendfile {
         offset: u64,
         len: usize,
     ) -> Poll<io::Result<usize>> {
-        loop {
-            ready!(self.io.poll_write_ready(cx))?;
-            let sent = self.io.try_io(Interest::WRITABLE, || {
-                let mut at = libc::off_t::try_from(offset).map_err(io::Error::other)?;
-                nix::sys::sendfile::sendfile(&self.io, file, Some(&mut at), len)
-                    .map_err(io::Error::from)
-            });
-            match sent {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                other => return Poll::Ready(other),
-            }
-        }
+        self.poll_write_with(cx, || {
+            let mut at = libc::off_t::try_from(offset).map_err(io::Error::other)?;
+            nix::sys::sendfile::sendfile(&self.io, file, Some(&mut at), len)
+                .map_err(io::Error::from)
+        })
     }
-}
 
-impl Sendfile {
     /// Writes `buf` with `MSG_MORE`: more data follows at once.
     fn poll_send_more(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        self.poll_write_with(cx, || {
+            nix::sys::socket::send(
+                std::os::fd::AsRawFd::as_raw_fd(&self.io),
+                buf,
+                nix::sys::socket::MsgFlags::from_bits_retain(libc::MSG_MORE),
+            )
+            .map_err(io::Error::from)
+        })
+    }
+
+    /// Runs a non-blocking write `op` on the socket once it is writable, waiting again when the
+    /// socket turns out full.
+    fn poll_write_with(
+        &self,
+        cx: &mut Context<'_>,
+        mut op: impl FnMut() -> io::Result<usize>,
+    ) -> Poll<io::Result<usize>> {
         loop {
             ready!(self.io.poll_write_ready(cx))?;
-            let sent = self.io.try_io(Interest::WRITABLE, || {
-                nix::sys::socket::send(
-                    std::os::fd::AsRawFd::as_raw_fd(&self.io),
-                    buf,
-                    nix::sys::socket::MsgFlags::from_bits_retain(libc::MSG_MORE),
-                )
-                .map_err(io::Error::from)
-            });
-            match sent {
+            match self.io.try_io(Interest::WRITABLE, &mut op) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
                 other => return Poll::Ready(other),
             }

@@ -31,6 +31,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
+use super::express::{self, Lane};
 use super::gate::{Gate, HeadClock, HeadLimits, Rejection};
 use super::pipeline;
 use super::server::Shared;
@@ -86,7 +87,7 @@ impl ConnState {
 
     /// True when at least one request was answered and none is in flight: the hyper
     /// connection sits between requests.
-    fn is_idle(&self) -> bool {
+    pub(super) fn is_idle(&self) -> bool {
         let started = self.started.load(Ordering::Relaxed);
         started > 0 && started == self.finished.load(Ordering::Relaxed)
     }
@@ -176,11 +177,17 @@ async fn serve_h1(stream: TcpStream, ctx: Arc<ConnCtx>) -> Ended {
         clock.clone(),
     );
     loop {
-        ctx.state.reset();
-        gate = match Box::pin(serve_h1_burst(gate, &ctx, &clock)).await {
-            Some(gate) => gate,
-            None => return Ended::Closed,
-        };
+        match express::serve(&mut gate, &ctx, &clock).await {
+            Lane::Closed => return Ended::Closed,
+            Lane::Stop => {}
+            Lane::Hyper => {
+                ctx.state.reset();
+                gate = match Box::pin(serve_h1_burst(gate, &ctx, &clock)).await {
+                    Some(gate) => gate,
+                    None => return Ended::Closed,
+                };
+            }
+        }
         if let Some(rejection) = gate.rejection() {
             reject(gate, rejection, limits.linger_timeout).await;
             return Ended::Closed;
@@ -266,7 +273,7 @@ async fn park(stream: &TcpStream, keepalive: Duration, ctx: &ConnCtx) -> bool {
     }
 }
 
-type Io = Gate<WriteTimeout<Sendfile>>;
+pub(super) type Io = Gate<WriteTimeout<Sendfile>>;
 
 /// Runs one hyper HTTP/1 connection until it has been idle between requests for a tick or
 /// two, then takes the socket back. `None` when the connection failed or timed out and is gone.
@@ -277,8 +284,10 @@ type Io = Gate<WriteTimeout<Sendfile>>;
 /// ticks in a row with no response finished in between is parked. Keeping hyper through short
 /// pauses and parking only after a tick keeps the per-request cost of parking off a busy
 /// connection (measured: BENCHMARKS.md).
-async fn serve_h1_burst(gate: Io, ctx: &Arc<ConnCtx>, clock: &HeadClock) -> Option<Io> {
+async fn serve_h1_burst(mut gate: Io, ctx: &Arc<ConnCtx>, clock: &HeadClock) -> Option<Io> {
     let limits = &ctx.shared.limits;
+    gate.hand_over();
+    gate.set_probe(Some(express::probe(ctx.clone())));
     let tick = watchdog_tick(limits);
     let mut builder = http1::Builder::new();
     // No hyper header timer: hyper arms one (30 s by default once a timer is set) for every
@@ -325,6 +334,7 @@ async fn serve_h1_burst(gate: Io, ctx: &Arc<ConnCtx>, clock: &HeadClock) -> Opti
             let conn = Pin::into_inner(conn);
             let parts = conn.into_parts();
             let mut gate = parts.io.into_inner();
+            gate.set_probe(None);
             gate.restart(&parts.read_buf);
             Some(gate)
         }
@@ -337,7 +347,7 @@ async fn serve_h1_burst(gate: Io, ctx: &Arc<ConnCtx>, clock: &HeadClock) -> Opti
 
 /// The watchdog's period: fine enough for the header timeout and the keep-alive timeout
 /// (a quarter of the shorter), at most 100 ms, at least 10 ms.
-fn watchdog_tick(limits: &Limits) -> Duration {
+pub(super) fn watchdog_tick(limits: &Limits) -> Duration {
     let shorter = limits.header_read_timeout.min(limits.keepalive_timeout);
     (shorter / 4).clamp(Duration::from_millis(10), Duration::from_millis(100))
 }

@@ -85,6 +85,10 @@ enum Stage {
     /// A body's framing was invalid: input ends for hyper, which is inside that request and
     /// answers it (400) itself, so the gate reports no rejection of its own.
     Cut,
+    /// A head the express lane answers arrived while hyper sat idle: input ends for hyper,
+    /// which stops, and the connection driver hands the head to the express lane
+    /// (`edge/express.rs`). Cleared by [`Gate::restart`].
+    Yield,
 }
 
 /// Position inside a chunked body (RFC 9112 §7.1).
@@ -175,6 +179,29 @@ pub struct Gate<S> {
     ready: usize,
     /// The socket reported end of input.
     eof: bool,
+    /// Every byte written so far was flushed: nothing of a response is left in a buffer above
+    /// the socket (hyper flushes its buffer completely before it flushes the socket).
+    clean: bool,
+    /// While hyper reads: tells whether a complete head should go to the express lane.
+    probe: Option<Probe>,
+}
+
+/// Asked with each complete head (no body) that arrives while every write was flushed: true
+/// when the express lane should answer it instead of hyper.
+pub type Probe = Box<dyn FnMut(&[u8]) -> bool + Send>;
+
+/// A request head at the front of the gate, as the express lane sees it.
+pub enum Pending<T> {
+    /// More bytes are needed.
+    Incomplete,
+    /// The head was refused; [`Gate::rejection`] says why.
+    Rejected,
+    /// A valid head of `len` bytes; `seen` is what the visitor took from it.
+    Complete {
+        len: usize,
+        framing: Framing,
+        seen: T,
+    },
 }
 
 impl<S> Gate<S> {
@@ -189,7 +216,80 @@ impl<S> Gate<S> {
             inbuf: BytesMut::new(),
             ready: 0,
             eof: false,
+            clean: true,
+            probe: None,
         }
+    }
+
+    /// Sets or clears the probe that lets heads bypass hyper (see [`Stage::Yield`]).
+    pub fn set_probe(&mut self, probe: Option<Probe>) {
+        self.probe = probe;
+    }
+
+    /// Checks the head at the front of the buffer without giving it to anyone: for the
+    /// express lane, which answers it itself ([`Gate::consume`]) or hands it to hyper
+    /// ([`Gate::hand_over`]). `visit` sees the parsed head of a valid one. Only at a message
+    /// boundary with nothing handed over (after [`Gate::new`] or [`Gate::restart`]).
+    pub fn pending_head<T>(
+        &mut self,
+        visit: impl FnOnce(&httparse::Request<'_, '_>, Framing) -> T,
+    ) -> Pending<T> {
+        if !matches!(self.stage, Stage::Head) || self.ready != 0 {
+            return Pending::Incomplete;
+        }
+        match check_head_with(&self.inbuf, self.limits, visit) {
+            (HeadCheck::Complete { len, framing }, Some(seen)) => {
+                self.clock.stop();
+                Pending::Complete { len, framing, seen }
+            }
+            (HeadCheck::Rejected(r), _) => {
+                self.stage = Stage::Rejected(r);
+                Pending::Rejected
+            }
+            _ => {
+                if !self.inbuf.is_empty() {
+                    self.clock.start();
+                }
+                if self.inbuf.len() > self.limits.max_head_bytes {
+                    self.stage = Stage::Rejected(too_large(&self.inbuf, self.limits));
+                    return Pending::Rejected;
+                }
+                Pending::Incomplete
+            }
+        }
+    }
+
+    /// The buffered bytes (the pending head starts at 0).
+    pub fn buffered(&self) -> &[u8] {
+        &self.inbuf
+    }
+
+    /// Drops a head of `len` bytes the express lane answered (a head with no body).
+    pub fn consume(&mut self, len: usize) {
+        self.inbuf.advance(len);
+    }
+
+    /// Lets hyper read what is buffered: checks it and marks what may pass.
+    pub fn hand_over(&mut self) {
+        self.advance();
+    }
+
+    /// Reads more bytes from the socket into the buffer; 0 at end of input.
+    pub async fn fill(&mut self) -> io::Result<usize>
+    where
+        S: AsyncRead + Unpin,
+    {
+        if self.inbuf.capacity() - self.inbuf.len() < 1024 {
+            self.inbuf.reserve(4096);
+        }
+        let n = std::future::poll_fn(|cx| {
+            tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.inbuf)
+        })
+        .await?;
+        if n == 0 {
+            self.eof = true;
+        }
+        Ok(n)
     }
 
     /// The rejection, once a head was refused.
@@ -270,6 +370,15 @@ impl<S> Gate<S> {
                     }
                     HeadCheck::Complete { len, framing } => {
                         self.clock.stop();
+                        if self.ready == 0
+                            && self.clean
+                            && framing == Framing::Length(0)
+                            && let Some(probe) = self.probe.as_mut()
+                            && probe(&unchecked[..len])
+                        {
+                            self.stage = Stage::Yield;
+                            return;
+                        }
                         self.ready += len;
                         self.stage = match framing {
                             Framing::Length(0) => Stage::Head,
@@ -307,7 +416,7 @@ impl<S> Gate<S> {
                     self.ready = self.inbuf.len();
                     return;
                 }
-                Stage::Rejected(_) | Stage::Cut => return,
+                Stage::Rejected(_) | Stage::Cut | Stage::Yield => return,
             }
         }
     }
@@ -328,8 +437,9 @@ impl<S: AsyncRead + Unpin> AsyncRead for Gate<S> {
                 this.ready -= n;
                 return Poll::Ready(Ok(()));
             }
-            if matches!(this.stage, Stage::Rejected(_) | Stage::Cut) || this.eof {
-                // End of input for hyper: a rejected head never reaches it.
+            if matches!(this.stage, Stage::Rejected(_) | Stage::Cut | Stage::Yield) || this.eof {
+                // End of input for hyper: a rejected head never reaches it, nor one the
+                // express lane takes.
                 return Poll::Ready(Ok(()));
             }
             // Fast path: nothing held back and the body is plain bytes: read straight into
@@ -381,7 +491,12 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Gate<S> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.io).poll_write(cx, buf);
+        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
+            this.clean = false;
+        }
+        r
     }
 
     fn poll_write_vectored(
@@ -389,7 +504,12 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Gate<S> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
+        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
+            this.clean = false;
+        }
+        r
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -397,7 +517,12 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Gate<S> {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.io).poll_flush(cx);
+        if matches!(r, Poll::Ready(Ok(()))) {
+            this.clean = true;
+        }
+        r
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -426,6 +551,17 @@ pub enum HeadCheck {
 /// `chunked` and only in HTTP/1.1 (RFC 9112 §6.1, §6.3); target, head size and field count
 /// within the limits.
 pub fn check_head(bytes: &[u8], limits: HeadLimits) -> HeadCheck {
+    check_head_with(bytes, limits, |_, _| ()).0
+}
+
+/// [`check_head`], and for a valid head what `visit` takes from the parsed request (so a
+/// caller that needs the fields parses the head once).
+pub fn check_head_with<T>(
+    bytes: &[u8],
+    limits: HeadLimits,
+    visit: impl FnOnce(&httparse::Request<'_, '_>, Framing) -> T,
+) -> (HeadCheck, Option<T>) {
+    let check = |c: HeadCheck| (c, None);
     // RFC 9112 §2.2: a server SHOULD ignore at least one empty line before the request line.
     let skipped = bytes
         .iter()
@@ -434,18 +570,20 @@ pub fn check_head(bytes: &[u8], limits: HeadLimits) -> HeadCheck {
     let start = &bytes[skipped..];
     let Some(end) = find_head_end(start) else {
         if let Some(line_end) = start.iter().position(|&b| b == b'\n') {
-            return check_line_ends(&start[..=line_end])
-                .map_or(HeadCheck::Incomplete, HeadCheck::Rejected);
+            return check(
+                check_line_ends(&start[..=line_end])
+                    .map_or(HeadCheck::Incomplete, HeadCheck::Rejected),
+            );
         }
         // The request line alone is already longer than any target we accept.
         if start.len() > limits.max_uri_bytes + 32 && !start.contains(&b'\n') {
-            return HeadCheck::Rejected(Rejection::UriTooLong);
+            return check(HeadCheck::Rejected(Rejection::UriTooLong));
         }
-        return HeadCheck::Incomplete;
+        return check(HeadCheck::Incomplete);
     };
     let head = &start[..end];
     if let Some(r) = check_line_ends(head) {
-        return HeadCheck::Rejected(r);
+        return check(HeadCheck::Rejected(r));
     }
     // Header slots on the stack for the usual limit, left uninitialised (httparse writes
     // before it reads); a larger limit pays for an allocation.
@@ -461,19 +599,23 @@ pub fn check_head(bytes: &[u8], limits: HeadLimits) -> HeadCheck {
     match req.parse_with_uninit_headers(head, slots) {
         Ok(httparse::Status::Complete(_)) => {}
         Ok(httparse::Status::Partial) => {
-            return HeadCheck::Rejected(Rejection::Malformed("incomplete head"));
+            return check(HeadCheck::Rejected(Rejection::Malformed("incomplete head")));
         }
         Err(httparse::Error::TooManyHeaders) => {
-            return HeadCheck::Rejected(Rejection::HeadTooLarge);
+            return check(HeadCheck::Rejected(Rejection::HeadTooLarge));
         }
-        Err(_) => return HeadCheck::Rejected(Rejection::Malformed("invalid request syntax")),
+        Err(_) => {
+            return check(HeadCheck::Rejected(Rejection::Malformed(
+                "invalid request syntax",
+            )));
+        }
     }
     let path = req.path.unwrap_or("");
     if path.len() > limits.max_uri_bytes {
-        return HeadCheck::Rejected(Rejection::UriTooLong);
+        return check(HeadCheck::Rejected(Rejection::UriTooLong));
     }
     if skipped + end > limits.max_head_bytes {
-        return HeadCheck::Rejected(Rejection::HeadTooLarge);
+        return check(HeadCheck::Rejected(Rejection::HeadTooLarge));
     }
     let http11 = req.version == Some(1);
     let mut hosts = 0;
@@ -485,18 +627,26 @@ pub fn check_head(bytes: &[u8], limits: HeadLimits) -> HeadCheck {
             hosts += 1;
         } else if h.name.eq_ignore_ascii_case("content-length") {
             let Some(n) = parse_content_length(h.value) else {
-                return HeadCheck::Rejected(Rejection::Malformed("invalid Content-Length"));
+                return check(HeadCheck::Rejected(Rejection::Malformed(
+                    "invalid Content-Length",
+                )));
             };
             if content_length.is_some_and(|prev| prev != n) {
-                return HeadCheck::Rejected(Rejection::Malformed("conflicting Content-Length"));
+                return check(HeadCheck::Rejected(Rejection::Malformed(
+                    "conflicting Content-Length",
+                )));
             }
             content_length = Some(n);
         } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
             if !http11 {
-                return HeadCheck::Rejected(Rejection::Malformed("Transfer-Encoding in HTTP/1.0"));
+                return check(HeadCheck::Rejected(Rejection::Malformed(
+                    "Transfer-Encoding in HTTP/1.0",
+                )));
             }
             let Ok(value) = std::str::from_utf8(h.value) else {
-                return HeadCheck::Rejected(Rejection::Malformed("invalid Transfer-Encoding"));
+                return check(HeadCheck::Rejected(Rejection::Malformed(
+                    "invalid Transfer-Encoding",
+                )));
             };
             let last = value.rsplit(',').next().unwrap_or("").trim();
             chunked_last = Some(last.eq_ignore_ascii_case("chunked"));
@@ -505,21 +655,25 @@ pub fn check_head(bytes: &[u8], limits: HeadLimits) -> HeadCheck {
         }
     }
     if http11 && hosts != 1 {
-        return HeadCheck::Rejected(Rejection::Malformed("HTTP/1.1 needs exactly one Host"));
+        return check(HeadCheck::Rejected(Rejection::Malformed(
+            "HTTP/1.1 needs exactly one Host",
+        )));
     }
     if hosts > 1 {
-        return HeadCheck::Rejected(Rejection::Malformed("more than one Host"));
+        return check(HeadCheck::Rejected(Rejection::Malformed(
+            "more than one Host",
+        )));
     }
     let framing = match (chunked_last, content_length) {
         (Some(_), Some(_)) => {
-            return HeadCheck::Rejected(Rejection::Malformed(
+            return check(HeadCheck::Rejected(Rejection::Malformed(
                 "Content-Length with Transfer-Encoding",
-            ));
+            )));
         }
         (Some(false), None) => {
-            return HeadCheck::Rejected(Rejection::Malformed(
+            return check(HeadCheck::Rejected(Rejection::Malformed(
                 "Transfer-Encoding not ending in chunked",
-            ));
+            )));
         }
         (Some(true), None) => Framing::Chunked,
         (None, Some(n)) => Framing::Length(n),
@@ -530,10 +684,14 @@ pub fn check_head(bytes: &[u8], limits: HeadLimits) -> HeadCheck {
     } else {
         framing
     };
-    HeadCheck::Complete {
-        len: skipped + end,
-        framing,
-    }
+    let seen = visit(&req, framing);
+    (
+        HeadCheck::Complete {
+            len: skipped + end,
+            framing,
+        },
+        Some(seen),
+    )
 }
 
 /// Header slots kept on the stack while checking a head.
@@ -688,6 +846,79 @@ mod tests {
             HeadCheck::Rejected(r) => r,
             other => panic!("expected a rejection for {text:?}, got {other:?}"),
         }
+    }
+
+    /// Reads what the gate gives its reader (hyper) until it reports end of input.
+    async fn read_all<S: AsyncRead + Unpin>(gate: &mut Gate<S>) -> Vec<u8> {
+        use tokio::io::AsyncReadExt;
+        let mut got = Vec::new();
+        let mut buf = [0u8; 256];
+        loop {
+            let n = tokio::time::timeout(std::time::Duration::from_secs(5), gate.read(&mut buf))
+                .await
+                .expect("the gate answers")
+                .unwrap();
+            if n == 0 {
+                return got;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_head_yields_to_the_probe_only_when_every_write_was_flushed() {
+        use tokio::io::AsyncWriteExt;
+        let (mut client, server) = tokio::io::duplex(4096);
+        let mut gate = Gate::new(server, LIMITS, std::sync::Arc::new(HeadClock::new()));
+        gate.set_probe(Some(Box::new(|head: &[u8]| head.starts_with(b"GET /fast"))));
+        // A response written and not yet flushed: the head goes to the reader as usual.
+        gate.write_all(b"HTTP/1.1 200 OK\r\n").await.unwrap();
+        client
+            .write_all(b"GET /fast HTTP/1.1\r\nHost: a\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = [0u8; 256];
+        let n = tokio::io::AsyncReadExt::read(&mut gate, &mut buf)
+            .await
+            .unwrap();
+        assert_eq!(&buf[..n], b"GET /fast HTTP/1.1\r\nHost: a\r\n\r\n");
+        // Flushed: the next such head is held back and the reader sees end of input.
+        gate.flush().await.unwrap();
+        client
+            .write_all(b"GET /fast HTTP/1.1\r\nHost: a\r\n\r\n")
+            .await
+            .unwrap();
+        assert_eq!(read_all(&mut gate).await, b"");
+        assert!(gate.has_buffered());
+        assert_eq!(gate.rejection(), None);
+        // After a restart the head is still there, for the express lane to take.
+        gate.set_probe(None);
+        gate.restart(&[]);
+        match gate.pending_head(|req, _| req.path.map(str::to_string)) {
+            Pending::Complete { len, seen, .. } => {
+                assert_eq!(seen.as_deref(), Some("/fast"));
+                gate.consume(len);
+            }
+            _ => panic!("the held head is complete"),
+        }
+        assert!(!gate.has_buffered());
+    }
+
+    #[tokio::test]
+    async fn a_head_the_probe_declines_passes_to_the_reader() {
+        use tokio::io::AsyncWriteExt;
+        let (mut client, server) = tokio::io::duplex(4096);
+        let mut gate = Gate::new(server, LIMITS, std::sync::Arc::new(HeadClock::new()));
+        gate.set_probe(Some(Box::new(|head: &[u8]| head.starts_with(b"GET /fast"))));
+        client
+            .write_all(b"GET /slow HTTP/1.1\r\nHost: a\r\n\r\n")
+            .await
+            .unwrap();
+        drop(client);
+        assert_eq!(
+            read_all(&mut gate).await,
+            b"GET /slow HTTP/1.1\r\nHost: a\r\n\r\n"
+        );
     }
 
     #[test]

@@ -1,11 +1,12 @@
 //! The HTTP(S) front: listeners and connections ([`server`], [`conn`]), the strict request-head
-//! gate ([`gate`]), routing by host and path ([`router`]), and the request phases that turn a
+//! gate ([`gate`]), the express lane for plain GETs of cached files ([`express`]), routing by host and path ([`router`]), and the request phases that turn a
 //! request into a response ([`pipeline`]), with the handlers that live here ([`redirect`],
 //! [`respond`], [`methods`]).
 //!
 //! Called by `cli` (through `process`), which binds the sockets and builds the settings.
 
 pub mod conn;
+pub mod express;
 pub mod gate;
 pub mod methods;
 pub mod park;

@@ -324,7 +324,7 @@ async fn produce(route: &CompiledRoute, parts: &http::request::Parts) -> Respons
 
 /// The path a `static` handler maps: the whole request path (nginx `root`), or what follows
 /// the route's prefix (nginx `alias`, `strip_prefix`).
-fn static_path<'a>(
+pub(super) fn static_path<'a>(
     route: &CompiledRoute,
     settings: &files::Settings,
     path: &'a str,

@@ -211,6 +211,11 @@ pub fn request_host(parts: &http::request::Parts) -> Option<Cow<'_, str>> {
             .get(http::header::HOST)
             .and_then(|v| v.to_str().ok())
     })?;
+    host_name(raw)
+}
+
+/// A `Host` value or authority as sites are matched: lower-case, without port or trailing dot.
+pub fn host_name(raw: &str) -> Option<Cow<'_, str>> {
     let host = if let Some(rest) = raw.strip_prefix('[') {
         // [v6]:port
         rest.split(']').next().unwrap_or("")

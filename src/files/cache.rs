@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::fs::{File, Metadata};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
@@ -64,6 +64,9 @@ pub struct Entry {
     expires: Instant,
     /// When the file is to be checked again (`VALID` after the last check).
     recheck: Mutex<Instant>,
+    /// The status line and fields of the full 200 response, encoded for the express lane on
+    /// first use.
+    head: OnceLock<Bytes>,
 }
 
 /// What tells that a file changed.
@@ -111,7 +114,26 @@ impl Entry {
             identity: Identity::of(meta),
             expires: now + MAX_AGE,
             recheck: Mutex::new(now + VALID),
+            head: OnceLock::new(),
         }
+    }
+
+    /// The head of the full 200 response as HTTP/1.1 bytes: the status line and every field
+    /// with its CR LF, in the order hyper would write them, without `Date` and the final
+    /// blank line (the caller adds those, see `http::date`).
+    pub fn plain_head(&self) -> &[u8] {
+        self.head.get_or_init(|| {
+            let headers = self.rep.plain_headers();
+            let mut head = Vec::with_capacity(256);
+            head.extend_from_slice(b"HTTP/1.1 200 OK\r\n");
+            for (name, value) in headers {
+                head.extend_from_slice(name.as_str().as_bytes());
+                head.extend_from_slice(b": ");
+                head.extend_from_slice(value.as_bytes());
+                head.extend_from_slice(b"\r\n");
+            }
+            Bytes::from(head)
+        })
     }
 }
 

@@ -90,6 +90,26 @@ pub fn serve_from_memory(req: &Parts, path: &str, settings: &Settings) -> Option
     Some(res)
 }
 
+/// The cached entry that answers a GET with no preconditions and no range (the express lane,
+/// `edge/express.rs`) when the answer is the entry's bytes as they are: not compressed on the
+/// fly and not sent with `sendfile(2)`. `accept_encoding` holds the request's
+/// `Accept-Encoding` values. The same lookup as [`serve_from_memory`], so both answer alike.
+pub fn plain_entry<'a>(
+    path: &str,
+    settings: &Settings,
+    accept_encoding: impl Iterator<Item = &'a str>,
+) -> Option<Arc<cache::Entry>> {
+    let codings = if settings.precompressed || settings.compress {
+        compress::negotiate_values(accept_encoding, &Coding::ALL)
+    } else {
+        Vec::new()
+    };
+    let entry = settings.cache.lookup(&rooted(path), &codings)?;
+    let whole = entry.content.len() as u64 == entry.rep.length;
+    let in_memory = entry.file.is_none() || entry.rep.length < cache::SENDFILE_MIN_BYTES;
+    (entry.rep.on_the_fly().is_none() && whole && in_memory).then_some(entry)
+}
+
 /// The codings the client accepts, best first, when the settings can use any.
 fn accepted_codings(req: &Parts, settings: &Settings) -> Vec<Coding> {
     if settings.precompressed || settings.compress {
@@ -339,6 +359,18 @@ pub struct Representation {
     validators: Validators,
     pub length: u64,
     on_the_fly: Option<Coding>,
+}
+
+impl Representation {
+    /// The fields of a full 200 response.
+    pub fn plain_headers(&self) -> &HeaderMap {
+        &self.plain
+    }
+
+    /// The coding applied on the fly, when the response is compressed as it is sent.
+    pub fn on_the_fly(&self) -> Option<Coding> {
+        self.on_the_fly
+    }
 }
 
 /// Step 2: validators and headers.

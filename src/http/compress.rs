@@ -59,15 +59,27 @@ impl Coding {
 /// breaking ties (RFC 9110 §12.5.3). Codings with `q=0`, and codings the client weighs below an
 /// explicit `identity`, are left out. Empty: send identity.
 pub fn negotiate(headers: &HeaderMap, offered: &[Coding]) -> Vec<Coding> {
-    let mut values = headers.get_all(header::ACCEPT_ENCODING).iter().peekable();
+    negotiate_values(
+        headers
+            .get_all(header::ACCEPT_ENCODING)
+            .iter()
+            .filter_map(|v| v.to_str().ok()),
+        offered,
+    )
+}
+
+/// [`negotiate`] over the `Accept-Encoding` values themselves (each one field's text).
+pub fn negotiate_values<'a>(
+    values: impl Iterator<Item = &'a str>,
+    offered: &[Coding],
+) -> Vec<Coding> {
+    let mut values = values.peekable();
     if values.peek().is_none() {
         return Vec::new();
     }
     let mut weights = Weights::default();
-    for value in values {
-        if let Ok(text) = value.to_str() {
-            weights.add(text);
-        }
+    for text in values {
+        weights.add(text);
     }
     let mut ranked: Vec<(u16, usize, Coding)> = Coding::ALL
         .iter()

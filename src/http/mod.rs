@@ -6,6 +6,7 @@
 pub mod body;
 pub mod compress;
 pub mod conditional;
+pub mod date;
 pub mod error_page;
 pub mod range;
 pub mod reader;

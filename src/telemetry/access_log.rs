@@ -19,6 +19,17 @@ use http::Request;
 
 use super::{AccessLog, LogFormat, LogTarget};
 
+/// How a version is written in the log.
+fn version_text(version: http::Version) -> &'static str {
+    match version {
+        http::Version::HTTP_09 => "HTTP/0.9",
+        http::Version::HTTP_10 => "HTTP/1.0",
+        http::Version::HTTP_2 => "HTTP/2.0",
+        http::Version::HTTP_3 => "HTTP/3.0",
+        _ => "HTTP/1.1",
+    }
+}
+
 /// Lines that may wait for the writer before new ones are dropped.
 const QUEUE_LINES: usize = 65_536;
 
@@ -46,29 +57,52 @@ impl Record {
                 .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
                 .unwrap_or_default()
         };
+        let target = req
+            .uri()
+            .path_and_query()
+            .map_or_else(|| req.uri().to_string(), |pq| pq.to_string());
+        let host = req
+            .uri()
+            .authority()
+            .map(|a| a.to_string())
+            .unwrap_or_else(|| header(http::header::HOST));
         Record {
             time: SystemTime::now(),
             started: Instant::now(),
             client,
             method: req.method().to_string(),
-            target: req
-                .uri()
-                .path_and_query()
-                .map_or_else(|| req.uri().to_string(), |pq| pq.to_string()),
-            version: match req.version() {
-                http::Version::HTTP_09 => "HTTP/0.9",
-                http::Version::HTTP_10 => "HTTP/1.0",
-                http::Version::HTTP_2 => "HTTP/2.0",
-                http::Version::HTTP_3 => "HTTP/3.0",
-                _ => "HTTP/1.1",
-            },
-            host: req
-                .uri()
-                .authority()
-                .map(|a| a.to_string())
-                .unwrap_or_else(|| header(http::header::HOST)),
+            target,
+            version: version_text(req.version()),
+            host,
             referer: header(http::header::REFERER),
             user_agent: header(http::header::USER_AGENT),
+            status: 0,
+            bytes: 0,
+        }
+    }
+
+    /// A record for a request read without hyper (the express lane): the fields as raw bytes
+    /// of the head, absent ones empty.
+    pub fn from_head(
+        client: SocketAddr,
+        method: &str,
+        target: &[u8],
+        version: http::Version,
+        host: &[u8],
+        referer: &[u8],
+        user_agent: &[u8],
+    ) -> Self {
+        let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+        Record {
+            time: SystemTime::now(),
+            started: Instant::now(),
+            client,
+            method: method.to_string(),
+            target: text(target),
+            version: version_text(version),
+            host: text(host),
+            referer: text(referer),
+            user_agent: text(user_agent),
             status: 0,
             bytes: 0,
         }

@@ -18,6 +18,7 @@ mod cli;
 mod config_errors;
 mod connections;
 mod examples;
+mod express;
 mod handlers;
 mod lifecycle;
 mod limits;

@@ -42,6 +42,11 @@ impl Server {
     /// Writes `config` to `<work>/portico.toml` and runs
     /// `portico --data-dir <work>/state serve -c <work>/portico.toml`.
     pub fn start(work: WorkDir, config: &str) -> Server {
+        Server::start_logging(work, config, None)
+    }
+
+    /// [`Server::start`] with `RUST_LOG` set to `filter` (else the default filter).
+    pub fn start_logging(work: WorkDir, config: &str, filter: Option<&str>) -> Server {
         let config_path = work.write("portico.toml", config);
         let data_dir = work.join("state");
         let args: Vec<OsString> = vec![
@@ -51,11 +56,15 @@ impl Server {
             "-c".into(),
             config_path.into(),
         ];
-        Server::start_with_args(work, &args)
+        Server::start_with_env(work, &args, filter)
     }
 
     /// Runs `portico <args>` in `work` and waits for the ready line.
     pub fn start_with_args<S: AsRef<OsStr>>(work: WorkDir, args: &[S]) -> Server {
+        Server::start_with_env(work, args, None)
+    }
+
+    fn start_with_env<S: AsRef<OsStr>>(work: WorkDir, args: &[S], log: Option<&str>) -> Server {
         let mut command = Command::new(env!("CARGO_BIN_EXE_portico"));
         command
             .args(args)
@@ -64,7 +73,9 @@ impl Server {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0);
-        if std::env::var_os("RUST_LOG").is_none() {
+        if let Some(filter) = log {
+            command.env("RUST_LOG", filter);
+        } else if std::env::var_os("RUST_LOG").is_none() {
             command.env("RUST_LOG", "portico=debug,info");
         }
         let mut child = command.spawn().expect("spawn the portico binary");

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use super::{Environment, exit, serve};
+use super::{Environment, serve};
 use crate::config::{self, Origin};
 
 #[derive(clap::Args, Debug)]
@@ -22,15 +22,15 @@ pub struct Args {
     /// Show folder listings where there is no index file.
     #[arg(long)]
     listing: bool,
+    #[command(flatten)]
+    process: serve::ProcessArgs,
 }
 
 pub fn run(args: Args, env: &Environment) -> ExitCode {
     let raw = config::demo::file_server(&args.root, args.listen, args.threads, args.listing);
-    match config::resolve::resolve(&raw, Origin::CommandLine) {
-        Ok(config) => serve::run_config(config, env),
-        Err(diagnostics) => {
-            eprint!("{diagnostics}");
-            exit::code(exit::INVALID_CONFIG)
-        }
-    }
+    serve::start_with(
+        &args.process,
+        Box::new(move || config::resolve::resolve(&raw, Origin::CommandLine)),
+        env,
+    )
 }

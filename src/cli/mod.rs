@@ -2,6 +2,7 @@
 //! them to the module that does the work. The environment is read here, once.
 
 mod check;
+mod ctl;
 pub mod exit;
 mod file_server;
 mod serve;
@@ -17,7 +18,10 @@ Examples:
   portico serve -c portico.toml                  run what a configuration file names
   portico check -c portico.toml                  validate a configuration, every error with its line
   portico file-server --root ./public            serve a folder on http://127.0.0.1:8080
-  portico file-server --root . --listen 0.0.0.0:8000 --listing";
+  portico file-server --root . --listen 0.0.0.0:8000 --listing
+  portico serve --workers 4                      the demo with four worker processes
+  portico ctl status                             workers, connections and request totals
+  portico ctl reload                             read the configuration again (as kill -HUP)";
 
 /// portico: one binary for the whole web edge.
 #[derive(Parser, Debug)]
@@ -40,6 +44,8 @@ enum Command {
     FileServer(file_server::Args),
     /// Validate a configuration file and explain every error with its line.
     Check(check::Args),
+    /// Talk to the running master: status, reload, stop, reopen.
+    Ctl(ctl::Args),
 }
 
 /// What the process was given by its environment, read once at start.
@@ -59,6 +65,7 @@ pub fn main() -> ExitCode {
         Command::Serve(args) => serve::run(args, &env),
         Command::FileServer(args) => file_server::run(args, &env),
         Command::Check(args) => check::run(args),
+        Command::Ctl(args) => ctl::run(args, &env),
     }
 }
 

@@ -1,16 +1,25 @@
-//! `portico serve [-c FILE]`: runs what the configuration names, or the built-in demo.
+//! `portico serve [-c FILE]`: runs what the configuration names, or the built-in demo, as a
+//! master with worker processes (`process::master`), or in one process with
+//! `--single-process`. The same command line, re-executed by the master with `PORTICO_ROLE`
+//! set, starts each worker (`process::inherit`).
 //!
 //! Start-up prints one line per bound listener (`listening kind=http addr=…`) and then
-//! `ready pid=…` on stdout; scripts and the tests read them, so their wording is an interface.
+//! `ready pid=…` (the master's pid) on stdout once every worker serves; scripts and the tests
+//! read them, so their wording is an interface.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use std::sync::Arc;
+
 use super::{Environment, exit};
 use crate::config::{self, Config, Origin};
-use crate::edge::Server;
-use crate::process::{memory, runtime, signals};
-use crate::telemetry::{access_log, logging};
+use crate::process::inherit::{self, Role};
+use crate::process::master::{self, Launch, Loader};
+use crate::process::shm::Region;
+use crate::process::worker;
+use crate::telemetry::counters::Counters;
+use crate::telemetry::logging;
 
 /// The welcome site of the demo, compiled into the binary.
 const WELCOME: &[(&str, &str)] = &[
@@ -26,28 +35,88 @@ pub struct Args {
     /// The configuration file; without it the built-in demo runs.
     #[arg(short = 'c', long = "config", value_name = "FILE")]
     config: Option<PathBuf>,
+    #[command(flatten)]
+    process: ProcessArgs,
 }
 
-pub fn run(args: Args, env: &Environment) -> ExitCode {
-    let loaded = match &args.config {
-        Some(path) => config::load(path),
-        None => demo(&env.data_dir),
-    };
-    match loaded {
-        Ok(config) => run_config(config, env),
-        Err(diagnostics) => {
-            eprint!("{diagnostics}");
-            exit::code(exit::INVALID_CONFIG)
+/// Process options every serving command takes; they override the configuration's.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct ProcessArgs {
+    /// Worker processes (default: the configuration's `workers`, else one per CPU).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    workers: Option<u16>,
+    /// Serve in one process, without master and workers (no reload): for debugging.
+    #[arg(long)]
+    single_process: bool,
+}
+
+impl ProcessArgs {
+    fn apply(&self, config: &mut Config) {
+        if let Some(n) = self.workers {
+            config.process.workers = Some(usize::from(n));
+        }
+        if self.single_process {
+            config.process.single_process = true;
         }
     }
 }
 
-/// Serves a resolved configuration until a stop signal.
-pub fn run_config(config: Config, env: &Environment) -> ExitCode {
+pub fn run(args: Args, env: &Environment) -> ExitCode {
+    let data_dir = env.data_dir.clone();
+    let path = args.config.clone();
+    let process = args.process.clone();
+    let load: Loader = Box::new(move || {
+        let mut config = match &path {
+            Some(path) => config::load(path)?,
+            None => demo(&data_dir)?,
+        };
+        process.apply(&mut config);
+        Ok(config)
+    });
+    start(load, env)
+}
+
+/// Starts what this process is for (master, worker or single process) on the configuration
+/// `load` reads; a master calls `load` again on every reload.
+pub fn start_with(process: &ProcessArgs, load: Loader, env: &Environment) -> ExitCode {
+    let process = process.clone();
+    start(
+        Box::new(move || {
+            let mut config = load()?;
+            process.apply(&mut config);
+            Ok(config)
+        }),
+        env,
+    )
+}
+
+fn start(load: Loader, env: &Environment) -> ExitCode {
+    let config = match load() {
+        Ok(config) => config,
+        Err(diagnostics) => {
+            eprint!("{diagnostics}");
+            return exit::code(exit::INVALID_CONFIG);
+        }
+    };
     logging::init(
         env.rust_log.as_deref(),
         config.telemetry.log_level.as_deref(),
     );
+    match inherit::role() {
+        Role::Worker => run_worker(config),
+        _ if config.process.single_process => run_single(config, env),
+        _ => master::run(
+            config,
+            Launch {
+                load,
+                data_dir: env.data_dir.clone(),
+            },
+        ),
+    }
+}
+
+/// `--single-process`: binds and serves here.
+fn run_single(config: Config, env: &Environment) -> ExitCode {
     if let Err(e) = std::fs::create_dir_all(&env.data_dir) {
         tracing::warn!(dir = %env.data_dir.display(), error = %e, "cannot create the data directory");
     }
@@ -61,79 +130,62 @@ pub fn run_config(config: Config, env: &Environment) -> ExitCode {
             }
         }
     }
-    let runtime = match runtime::build(config.process.threads) {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
-            return exit::code(exit::FAILURE);
-        }
-    };
-    runtime.block_on(async move {
-        let access_log = match config
-            .telemetry
-            .access_log
-            .as_ref()
-            .map(access_log::Writer::start)
-            .transpose()
-        {
-            Ok(writer) => writer,
-            Err(e) => {
-                eprintln!("error: cannot open the access log: {e}");
-                return exit::code(exit::FAILURE);
-            }
-        };
-        let server = Server::new(&config.edge, access_log);
-        for listener in &listeners {
-            if let Ok(addr) = listener.local_addr() {
-                println!("listening kind=http addr={addr}");
-            }
-        }
-        if let Err(e) = server.start(listeners) {
-            eprintln!("error: cannot start listening: {e}");
-            return exit::code(exit::FAILURE);
-        }
-        let mut signals = match signals::Signals::install() {
-            Ok(signals) => signals,
-            Err(e) => {
-                eprintln!("error: cannot install signal handlers: {e}");
-                return exit::code(exit::FAILURE);
-            }
-        };
-        let server = std::sync::Arc::new(server);
-        let reclaim = tokio::spawn(reclaim_memory(server.clone()));
-        println!("ready pid={}", std::process::id());
-        tracing::info!("ready");
-        match signals.next().await {
-            signals::Request::Stop => tracing::info!("stopping: finishing requests in flight"),
-        }
-        reclaim.abort();
-        if server.stop(config.edge.limits.shutdown_timeout).await {
-            tracing::info!("stopped");
-            exit::code(exit::SUCCESS)
-        } else {
-            tracing::warn!("shutdown_timeout passed with requests still in flight");
-            exit::code(exit::STOP_TIMED_OUT)
-        }
-    })
+    worker::run(
+        config,
+        listeners,
+        Counters::detached(),
+        worker::Role::Single,
+    )
 }
 
-/// Returns memory to the OS after waves of connections went idle (`process::memory`).
-async fn reclaim_memory(server: std::sync::Arc<Server>) {
-    let mut reclaimer = memory::Reclaimer::default();
-    let mut tick = tokio::time::interval(memory::PERIOD);
-    loop {
-        tick.tick().await;
-        if reclaimer.should_trim(server.parks()) {
-            let _ = tokio::task::spawn_blocking(memory::trim).await;
+/// A worker: serves on the sockets its master handed it.
+fn run_worker(config: Config) -> ExitCode {
+    let fail = |what: String| {
+        eprintln!("error: worker: {what}");
+        exit::code(exit::FAILURE)
+    };
+    let mut inherited = match inherit::take_listeners() {
+        Ok(listeners) => listeners,
+        Err(e) => return fail(e.to_string()),
+    };
+    let mut listeners = Vec::with_capacity(config.edge.listeners.len());
+    for addr in &config.edge.listeners {
+        match inherited.remove(addr) {
+            Some(listener) => listeners.push(listener),
+            None => return fail(format!("the master handed no socket for {addr}")),
         }
     }
+    let control = match inherit::take_fd(inherit::CONTROL_FD) {
+        Ok(Some(fd)) => std::os::unix::net::UnixStream::from(fd),
+        Ok(None) => return fail("no control socket".into()),
+        Err(e) => return fail(e.to_string()),
+    };
+    let counters = match inherit::take_fd(inherit::COUNTERS_FD) {
+        Ok(Some(fd)) => match Region::open(fd) {
+            Ok(region) => {
+                let slot = std::env::var(inherit::SLOT)
+                    .ok()
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(1);
+                Some(Counters::new(Arc::new(region), slot))
+            }
+            Err(e) => return fail(e.to_string()),
+        },
+        Ok(None) => None,
+        Err(e) => return fail(e.to_string()),
+    };
+    worker::run(config, listeners, counters, worker::Role::Worker(control))
 }
 
 /// The built-in demo: writes the welcome site under the data directory and resolves the demo
 /// configuration that serves it.
 fn demo(data_dir: &Path) -> Result<Config, config::Diagnostics> {
     let root = data_dir.join("demo").join("welcome");
-    if let Err(e) = write_welcome(&root) {
+    // Workers read the site their master wrote; two processes writing it at once could
+    // leave a half-written file.
+    if inherit::role() != Role::Worker
+        && let Err(e) = write_welcome(&root)
+    {
         return Err(config::Diagnostics::single(config::Diagnostic::file_error(
             &root, &e,
         )));

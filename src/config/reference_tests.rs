@@ -166,6 +166,8 @@ fn probing_finds_the_schema_keys() {
     for key in [
         "server",
         "server.threads",
+        "server.workers",
+        "server.single_process",
         "access_log.format",
         "limits.shutdown_timeout",
         "site",

@@ -42,11 +42,24 @@ pub struct Config {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Server {
-    /// Runtime threads, at least 1. Default: one per CPU.
+    /// Runtime threads per worker process, at least 1. Default: one per CPU.
     pub threads: Option<Spanned<i64>>,
+    /// Worker processes: `"auto"` (one per CPU, the default) or a number, at least 1.
+    pub workers: Option<Spanned<Workers>>,
+    /// Serve in one process, without a master and workers (no reload, no restart): for
+    /// debugging. Default false.
+    pub single_process: Option<bool>,
     /// A `tracing` filter such as `"info"` or `"portico=debug,info"`; `RUST_LOG` wins when set.
     /// Default `"info"`.
     pub log_level: Option<Spanned<String>>,
+}
+
+/// `workers = "auto" | N`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum Workers {
+    Count(i64),
+    Name(String),
 }
 
 /// `[access_log]`

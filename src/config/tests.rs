@@ -69,7 +69,9 @@ root = "public"
 /// A full example of the schema (every section, the handlers, units and placeholders).
 const DRAFT_EXAMPLE: &str = r#"
 [server]
+workers = 2                  # worker processes; default "auto" (one per CPU)
 threads = 4                  # runtime threads; default: one per CPU
+single_process = false       # default false
 log_level = "info"           # tracing filter; RUST_LOG wins when set
 
 [access_log]                 # absent = no access log
@@ -125,6 +127,8 @@ fn draft_example_parses_and_resolves() {
     let config = folder.parse(DRAFT_EXAMPLE);
 
     assert_eq!(config.process.threads, Some(4));
+    assert_eq!(config.process.workers, Some(2));
+    assert!(!config.process.single_process);
     assert_eq!(config.telemetry.log_level.as_deref(), Some("info"));
     assert_eq!(
         config.telemetry.access_log,

@@ -53,6 +53,8 @@ pub struct ConnCtx {
     /// File bytes the current response offers for `sendfile(2)` (HTTP/1).
     pub sendfile: Hint,
     pub state: ConnState,
+    /// The socket's descriptor number, for TCP_INFO samples (`net/tcp_info.rs`).
+    pub fd: std::os::fd::RawFd,
 }
 
 /// Request accounting of one connection, shared by the driver and the requests on it.
@@ -142,6 +144,19 @@ pub async fn resume(
 }
 
 impl ConnCtx {
+    /// Adds the connection's round-trip time and retransmissions to the counters, once, as
+    /// it closes.
+    fn sample_tcp(&self) {
+        use crate::telemetry::counters::Counter;
+        if let (Some(counters), Some(tcp)) =
+            (&self.shared.counters, crate::net::tcp_info::sample(self.fd))
+        {
+            counters.add(Counter::RttMicrosSum, u64::from(tcp.rtt_us));
+            counters.add(Counter::RttSamples, 1);
+            counters.add(Counter::Retransmits, u64::from(tcp.retransmits));
+        }
+    }
+
     fn new(
         stream: &TcpStream,
         peer: SocketAddr,
@@ -155,6 +170,7 @@ impl ConnCtx {
             listener,
             sendfile: Hint::default(),
             state: ConnState::default(),
+            fd: std::os::fd::AsRawFd::as_raw_fd(stream),
         })
     }
 }
@@ -176,6 +192,7 @@ async fn serve_h1(stream: TcpStream, ctx: Arc<ConnCtx>) -> Ended {
         head_limits,
         clock.clone(),
     );
+    gate.set_counters(ctx.shared.counters.clone());
     loop {
         match express::serve(&mut gate, &ctx, &clock).await {
             Lane::Closed => return Ended::Closed,
@@ -188,17 +205,24 @@ async fn serve_h1(stream: TcpStream, ctx: Arc<ConnCtx>) -> Ended {
                 };
             }
         }
+        let closing = gate.rejection().is_some()
+            || ctx.state.must_close()
+            || gate.is_eof()
+            || ctx.shared.closing_idle();
+        if closing {
+            ctx.sample_tcp();
+        }
         if let Some(rejection) = gate.rejection() {
             reject(gate, rejection, limits.linger_timeout).await;
             return Ended::Closed;
         }
-        if ctx.shared.drain.is_cancelled() && !gate.has_buffered() {
+        if ctx.shared.closing_idle() && !gate.has_buffered() {
             // Stopping, and the last response was marked `Connection: close`: no lingering,
             // so a client that keeps its end open does not hold up the stop.
             let _ = gate.get_mut().shutdown().await;
             return Ended::Closed;
         }
-        if ctx.state.must_close() || gate.is_eof() || ctx.shared.drain.is_cancelled() {
+        if ctx.state.must_close() || gate.is_eof() || ctx.shared.closing_idle() {
             linger::close(gate, limits.linger_timeout).await;
             return Ended::Closed;
         }
@@ -215,7 +239,10 @@ async fn serve_h1(stream: TcpStream, ctx: Arc<ConnCtx>) -> Ended {
         if let Some(lot) = ctx.shared.lot.as_ref() {
             let stream = gate.into_inner().into_inner().into_inner();
             return match lot.park(stream, ctx.peer, ctx.listener, idle_left) {
-                Ok(()) => Ended::Parked,
+                Ok(()) => {
+                    ctx.shared.idle_changed(true, 1);
+                    Ended::Parked
+                }
                 Err(e) => {
                     tracing::debug!(peer = %ctx.peer, error = %e, "cannot park a connection; closing it");
                     Ended::Closed
@@ -258,7 +285,7 @@ async fn sniff(stream: &TcpStream, limit: Duration, ctx: &ConnCtx) -> Protocol {
     };
     tokio::select! {
         p = tokio::time::timeout(limit, sniffing) => p.unwrap_or(Protocol::Gone),
-        _ = ctx.shared.drain.cancelled() => Protocol::Gone,
+        _ = ctx.shared.idle_close() => Protocol::Gone,
     }
 }
 
@@ -269,7 +296,7 @@ async fn park(stream: &TcpStream, keepalive: Duration, ctx: &ConnCtx) -> bool {
     tokio::select! {
         r = stream.readable() => r.is_ok(),
         _ = tokio::time::sleep(keepalive) => false,
-        _ = ctx.shared.drain.cancelled() => false,
+        _ = ctx.shared.idle_close() => false,
     }
 }
 
@@ -303,7 +330,7 @@ async fn serve_h1_burst(mut gate: Io, ctx: &Arc<ConnCtx>, clock: &HeadClock) -> 
     let service = Service { ctx: ctx.clone() };
     let mut conn = Box::pin(builder.serve_connection(TokioIo::new(gate), service));
     let watchdog = tokio::time::sleep(tick);
-    let drain = ctx.shared.drain.cancelled();
+    let drain = ctx.shared.idle_close();
     tokio::pin!(watchdog, drain);
     let mut stopping = false;
     let mut finished_at_last_tick = None;

@@ -266,7 +266,11 @@ pub async fn serve(gate: &mut Io, ctx: &ConnCtx, clock: &HeadClock) -> Lane {
                 if let (Some(mut record), Some(writer)) = (record, ctx.shared.access_log.as_ref()) {
                     record.status = 200;
                     record.bytes = entry.content.len() as u64;
+                    record.tcp = crate::net::tcp_info::sample(ctx.fd);
                     writer.write(&record);
+                }
+                if let Some(counters) = &ctx.shared.counters {
+                    counters.response(200, entry.content.len() as u64);
                 }
                 tracing::trace!(peer = %ctx.peer, "express lane answered");
                 answered += 1;
@@ -297,7 +301,7 @@ pub async fn serve(gate: &mut Io, ctx: &ConnCtx, clock: &HeadClock) -> Lane {
                 if gate.buffered().is_empty() && answered_at_last_tick == Some(answered) {
                     return Lane::Stop;
                 }
-                if ctx.shared.drain.is_cancelled() && gate.buffered().is_empty() {
+                if ctx.shared.closing_idle() && gate.buffered().is_empty() {
                     return Lane::Stop;
                 }
                 answered_at_last_tick = Some(answered);

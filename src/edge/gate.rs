@@ -27,6 +27,8 @@ use bytes::{Buf, BytesMut};
 use http::StatusCode;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use crate::telemetry::counters::{Counter, Counters};
+
 /// Why a request head was refused, and the status that says so.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rejection {
@@ -184,6 +186,8 @@ pub struct Gate<S> {
     clean: bool,
     /// While hyper reads: tells whether a complete head should go to the express lane.
     probe: Option<Probe>,
+    /// Where bytes read from the client are counted.
+    counters: Option<Counters>,
 }
 
 /// Asked with each complete head (no body) that arrives while every write was flushed: true
@@ -218,6 +222,18 @@ impl<S> Gate<S> {
             eof: false,
             clean: true,
             probe: None,
+            counters: None,
+        }
+    }
+
+    /// Counts the bytes read from the client in `counters`.
+    pub fn set_counters(&mut self, counters: Option<Counters>) {
+        self.counters = counters;
+    }
+
+    fn count_in(&self, n: usize) {
+        if let Some(counters) = &self.counters {
+            counters.add(Counter::BytesIn, n as u64);
         }
     }
 
@@ -289,6 +305,7 @@ impl<S> Gate<S> {
         if n == 0 {
             self.eof = true;
         }
+        self.count_in(n);
         Ok(n)
     }
 
@@ -448,6 +465,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Gate<S> {
                 let before = buf.filled().len();
                 ready!(Pin::new(&mut this.io).poll_read(cx, buf))?;
                 let got = buf.filled().len() - before;
+                this.count_in(got);
                 if got == 0 {
                     this.eof = true;
                     return Poll::Ready(Ok(()));
@@ -475,6 +493,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Gate<S> {
                 cx,
                 &mut this.inbuf
             ))?;
+            this.count_in(n);
             if n == 0 {
                 // Deliver what was checked, then report the end; an unfinished head is dropped.
                 this.eof = true;

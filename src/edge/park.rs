@@ -5,8 +5,10 @@
 //! entry of a few dozen bytes (socket, peer address, listener, deadline). Nothing else of the
 //! connection stays in memory: no task, no future, no buffer, no timer. When the socket turns
 //! readable the lot hands it back to tokio in a new connection task that starts at the next
-//! request; when its keep-alive deadline passes (checked once a second) or the server drains,
-//! the lot closes it. Memory per idle connection is then below nginx's (BENCHMARKS.md).
+//! request; when its keep-alive deadline passes (checked once a second) or the server drains
+//! fast, the lot closes it. A polite drain (reload, SIGQUIT) keeps parked connections for a
+//! grace period instead, so a request already on its way is answered (with
+//! `Connection: close`), and ends once no connection is left or the grace is over. Memory per idle connection is then below nginx's (BENCHMARKS.md).
 //!
 //! The slab is behind one `std::sync::Mutex`, held for a slot update and the `epoll_ctl` that
 //! goes with it, never across `.await`. Event keys carry a generation, so an event for a slot
@@ -14,7 +16,7 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -31,6 +33,8 @@ pub struct Lot {
     epoll: EpollSet,
     slots: Mutex<Slots>,
     origin: Instant,
+    /// Seconds after `origin` when a polite drain's grace ends (`u64::MAX`: no drain).
+    grace_until: AtomicU64,
 }
 
 /// One parked connection.
@@ -61,6 +65,7 @@ impl Lot {
             epoll: EpollSet::new()?,
             slots: Mutex::new(Slots::default()),
             origin: Instant::now(),
+            grace_until: AtomicU64::new(u64::MAX),
         })
     }
 
@@ -74,6 +79,11 @@ impl Lot {
         listener: usize,
         keepalive: Duration,
     ) -> io::Result<()> {
+        if self.grace_over() {
+            return Err(io::Error::other(
+                "draining: the grace for idle connections is over",
+            ));
+        }
         let stream = stream.into_std()?;
         let deadline = self.origin.elapsed() + keepalive;
         let deadline_secs = u32::try_from(deadline.as_secs().saturating_add(1)).unwrap_or(u32::MAX);
@@ -112,6 +122,7 @@ impl Lot {
         };
         let mut sweep = tokio::time::interval(Duration::from_secs(1));
         let mut keys = Vec::new();
+        let mut draining = false;
         loop {
             tokio::select! {
                 waited = lot.epoll.wait(&mut keys) => {
@@ -123,11 +134,29 @@ impl Lot {
                         lot.resume(key, &shared, &tracker);
                     }
                 }
-                _ = sweep.tick() => lot.close_expired(&shared),
-                _ = shared.drain.cancelled() => break,
+                _ = sweep.tick() => {
+                    lot.close_expired(&shared);
+                    if draining && (shared.connections.load(Ordering::Relaxed) == 0 || lot.grace_over()) {
+                        break;
+                    }
+                }
+                _ = shared.drain.cancelled(), if !draining => {
+                    if shared.closing_idle() {
+                        break;
+                    }
+                    draining = true;
+                    let grace = super::server::POLITE_GRACE.min(shared.limits.keepalive_timeout);
+                    let until = (lot.origin.elapsed() + grace).as_secs();
+                    lot.grace_until.store(until, Ordering::Relaxed);
+                    sweep = tokio::time::interval(Duration::from_millis(100));
+                }
             }
         }
         lot.close_all(&shared);
+    }
+
+    fn grace_over(&self) -> bool {
+        self.origin.elapsed().as_secs() >= self.grace_until.load(Ordering::Relaxed)
     }
 
     /// Hands a parked connection that turned readable back to the runtime.
@@ -150,6 +179,7 @@ impl Lot {
             slots.free.push(index as u32);
             parked
         };
+        shared.idle_changed(false, 1);
         match TcpStream::from_std(parked.stream) {
             Ok(stream) => {
                 let shared = shared.clone();
@@ -164,7 +194,7 @@ impl Lot {
                         )
                         .await;
                         if ended == conn::Ended::Closed {
-                            shared.connections.fetch_sub(1, Ordering::Relaxed);
+                            shared.connections_closed(1);
                         }
                     }
                     .instrument(span),
@@ -172,7 +202,7 @@ impl Lot {
             }
             Err(e) => {
                 tracing::debug!(error = %e, "parking lot: cannot resume a connection");
-                shared.connections.fetch_sub(1, Ordering::Relaxed);
+                shared.connections_closed(1);
             }
         }
     }
@@ -180,7 +210,8 @@ impl Lot {
     /// Closes connections whose keep-alive time is over.
     fn close_expired(&self, shared: &Shared) {
         let now = self.origin.elapsed().as_secs();
-        self.close_where(shared, |p| u64::from(p.deadline_secs) <= now);
+        let grace_over = now >= self.grace_until.load(Ordering::Relaxed);
+        self.close_where(shared, |p| grace_over || u64::from(p.deadline_secs) <= now);
     }
 
     fn close_all(&self, shared: &Shared) {
@@ -206,9 +237,8 @@ impl Lot {
             slots.free.extend(freed);
             closed
         };
-        shared
-            .connections
-            .fetch_sub(closed.len(), Ordering::Relaxed);
+        shared.idle_changed(false, closed.len());
+        shared.connections_closed(closed.len());
         // Dropping the sockets closes them, outside the lock.
         drop(closed);
     }

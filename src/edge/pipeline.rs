@@ -163,10 +163,11 @@ fn finish(
     client_wants_close: bool,
 ) -> Response<Tracked> {
     filter_response(&ctx, &mut response, is_h1, client_wants_close);
+    let status = response.status().as_u16();
     if let Some(record) = log.as_mut() {
-        record.status = response.status().as_u16();
+        record.status = status;
     }
-    response.map(|body| Tracked::new(body, ctx, permit, log))
+    response.map(|body| Tracked::new(body, ctx, permit, status, log))
 }
 
 /// A panic in a phase: logged, answered with 500.
@@ -182,11 +183,15 @@ fn panicked(ctx: &ConnCtx, panic: Box<dyn std::any::Any + Send>) -> Response<Bod
 
 /// Phase 1: a slot among the requests in flight.
 fn admit(ctx: &ConnCtx) -> Result<OwnedSemaphorePermit, Response<Body>> {
-    ctx.shared
+    let permit = ctx
+        .shared
         .in_flight
         .clone()
         .try_acquire_owned()
-        .map_err(|_| unavailable())
+        .map_err(|_| unavailable())?;
+    ctx.shared
+        .count(crate::telemetry::counters::Counter::InFlight, 1);
+    Ok(permit)
 }
 
 /// Phases 2 to 6, for requests that may wait.

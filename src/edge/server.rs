@@ -8,7 +8,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
@@ -23,6 +23,7 @@ use super::router::Router;
 use super::settings::{Limits, Settings};
 use crate::net::linger;
 use crate::telemetry::access_log;
+use crate::telemetry::counters::{Counter, Counters};
 
 /// The answer to a connection over `max_connections`, written without parsing its request.
 const OVERLOADED: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nServer: portico\r\nRetry-After: 5\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 24\r\nConnection: close\r\n\r\n503 Service Unavailable\n";
@@ -43,6 +44,70 @@ pub struct Shared {
     pub lot: Option<super::park::Lot>,
     /// Connections parked so far (idle keep-alive connections whose buffers were freed).
     pub parks: std::sync::atomic::AtomicU64,
+    /// This worker's counters in the shared-memory region, when there is one.
+    pub counters: Option<Counters>,
+    /// The drain is polite (reload, QUIT): idle keep-alive connections stay open for a grace
+    /// period so that a request a client is already sending is answered (with
+    /// `Connection: close`) instead of meeting a closed socket.
+    pub polite: AtomicBool,
+}
+
+/// How the server stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopMode {
+    /// SIGTERM/SIGINT: stop accepting, close idle connections now, let requests in flight
+    /// finish within the limit.
+    Fast,
+    /// Reload and SIGQUIT: as fast, except idle keep-alive connections stay open for
+    /// [`POLITE_GRACE`] (at most the keep-alive timeout) and their next request is answered
+    /// with `Connection: close`. A connection is only ever ended after a response, never while
+    /// a client may be writing a request to it, unless it stays idle through the grace period.
+    Polite,
+}
+
+/// How long a polite drain keeps idle keep-alive connections open.
+pub const POLITE_GRACE: Duration = Duration::from_secs(5);
+
+impl Shared {
+    /// True when connections should end now rather than wait for a next request: a fast
+    /// stop. (A polite drain ends them after a response marked `Connection: close`.)
+    pub fn closing_idle(&self) -> bool {
+        self.drain.is_cancelled() && !self.polite.load(Ordering::Relaxed)
+    }
+
+    /// Completes when idle connections should close now: at a fast stop, never during a polite
+    /// drain.
+    pub async fn idle_close(&self) {
+        self.drain.cancelled().await;
+        if self.polite.load(Ordering::Relaxed) {
+            std::future::pending::<()>().await;
+        }
+    }
+
+    pub fn count(&self, counter: Counter, n: u64) {
+        if let Some(counters) = &self.counters {
+            counters.add(counter, n);
+        }
+    }
+
+    /// A connection ended (closed by either side).
+    pub fn connections_closed(&self, n: usize) {
+        self.connections.fetch_sub(n, Ordering::Relaxed);
+        if let Some(counters) = &self.counters {
+            counters.sub(Counter::Open, n as u64);
+        }
+    }
+
+    /// Idle connections entered (`parked` true) or left the parking lot.
+    pub fn idle_changed(&self, parked: bool, n: usize) {
+        if let Some(counters) = &self.counters {
+            if parked {
+                counters.add(Counter::Idle, n as u64);
+            } else {
+                counters.sub(Counter::Idle, n as u64);
+            }
+        }
+    }
 }
 
 /// A running edge: its shared state and its tasks.
@@ -54,7 +119,11 @@ pub struct Server {
 impl Server {
     /// Builds the shared state for `settings`, the parking lot included. Must be called
     /// inside the runtime (the lot registers its epoll set with the reactor).
-    pub fn new(settings: &Settings, access_log: Option<access_log::Writer>) -> Self {
+    pub fn new(
+        settings: &Settings,
+        access_log: Option<access_log::Writer>,
+        counters: Option<Counters>,
+    ) -> Self {
         let lot = super::park::Lot::new()
             .inspect_err(|e| {
                 tracing::warn!(error = %e, "no parking lot: idle connections keep their tasks");
@@ -69,6 +138,8 @@ impl Server {
             drain: CancellationToken::new(),
             parks: std::sync::atomic::AtomicU64::new(0),
             lot,
+            counters,
+            polite: AtomicBool::new(false),
         });
         Server {
             shared,
@@ -99,9 +170,17 @@ impl Server {
         self.shared.parks.load(Ordering::Relaxed)
     }
 
-    /// Stops gracefully: no new connections, requests in flight finish within `limit`.
-    /// True when everything finished in time.
-    pub async fn stop(&self, limit: Duration) -> bool {
+    /// The shared state (the access log writer for a reopen, the counters).
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Stops: no new connections, requests in flight finish within `limit` (see
+    /// [`StopMode`]). True when everything finished in time.
+    pub async fn stop(&self, limit: Duration, mode: StopMode) -> bool {
+        self.shared
+            .polite
+            .store(mode == StopMode::Polite, Ordering::Relaxed);
         self.shared.drain.cancel();
         self.tracker.close();
         tokio::time::timeout(limit, self.tracker.wait())
@@ -131,11 +210,13 @@ async fn accept_loop(
             }
         };
         let open = shared.connections.fetch_add(1, Ordering::Relaxed) + 1;
+        shared.count(Counter::Accepted, 1);
+        shared.count(Counter::Open, 1);
         let shared = shared.clone();
         if open > shared.limits.max_connections {
             tracker.spawn(async move {
                 refuse(stream, peer, &shared).await;
-                shared.connections.fetch_sub(1, Ordering::Relaxed);
+                shared.connections_closed(1);
             });
             continue;
         }
@@ -145,7 +226,7 @@ async fn accept_loop(
         tracker.spawn(
             async move {
                 if conn::serve(stream, peer, index, shared.clone()).await == conn::Ended::Closed {
-                    shared.connections.fetch_sub(1, Ordering::Relaxed);
+                    shared.connections_closed(1);
                 }
             }
             .instrument(span),

@@ -25,7 +25,9 @@ pub struct Tracked {
 /// What is done once the response ends.
 struct Settle {
     ctx: Arc<ConnCtx>,
-    _permit: Option<OwnedSemaphorePermit>,
+    /// The in-flight slot, counted in the shared counters while held.
+    permit: Option<OwnedSemaphorePermit>,
+    status: u16,
     /// Boxed: a record is large, and the response is moved several times per request.
     log: Option<Box<Record>>,
 }
@@ -35,6 +37,7 @@ impl Tracked {
         body: Body,
         ctx: Arc<ConnCtx>,
         permit: Option<OwnedSemaphorePermit>,
+        status: u16,
         log: Option<Box<Record>>,
     ) -> Self {
         Tracked {
@@ -42,7 +45,8 @@ impl Tracked {
             bytes: 0,
             settle: Some(Settle {
                 ctx,
-                _permit: permit,
+                permit,
+                status,
                 log,
             }),
         }
@@ -50,12 +54,19 @@ impl Tracked {
 
     fn settle(&mut self) {
         if let Some(settle) = self.settle.take() {
-            if let (Some(mut record), Some(writer)) =
-                (settle.log, settle.ctx.shared.access_log.as_ref())
-            {
+            let shared = &settle.ctx.shared;
+            if let (Some(mut record), Some(writer)) = (settle.log, shared.access_log.as_ref()) {
                 record.bytes = self.bytes;
+                record.tcp = crate::net::tcp_info::sample(settle.ctx.fd);
                 writer.write(&record);
             }
+            if let Some(counters) = &shared.counters {
+                counters.response(settle.status, self.bytes);
+                if settle.permit.is_some() {
+                    counters.sub(crate::telemetry::counters::Counter::InFlight, 1);
+                }
+            }
+            drop(settle.permit);
             settle.ctx.state.response_finished();
         }
     }

@@ -259,12 +259,20 @@ mod tests {
         });
         let corked = |out: &Sendfile| socket2::SockRef::from(out.get_ref()).tcp_cork().unwrap();
         // The head before the file's bytes is held (corked) until the file's last byte is out.
-        out.write_vectored(&[io::IoSlice::new(b"head:"), io::IoSlice::new(&tail)])
+        let sent = out
+            .write_vectored(&[io::IoSlice::new(b"head:"), io::IoSlice::new(&tail)])
             .await
             .unwrap();
+        assert_eq!(
+            sent, 5,
+            "the head goes alone, the file's bytes in the next call"
+        );
         assert!(corked(&out), "the head waits for the file's bytes");
         out.write_all(&tail).await.unwrap();
-        assert!(!corked(&out), "nothing stays held after the file's last byte");
+        assert!(
+            !corked(&out),
+            "nothing stays held after the file's last byte"
+        );
         out.shutdown().await.unwrap();
         drop(out);
         let got = reader.await.unwrap();

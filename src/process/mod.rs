@@ -1,15 +1,25 @@
-//! The process that runs the server: the async runtime, signals and the graceful stop.
-//!
-//! Today one process serves (the master/worker family comes with the process issue, #3);
-//! the runtime is tokio's multi-threaded scheduler with one task per connection.
+//! The process family: a master ([`master`]) that binds the sockets, supervises worker
+//! processes ([`worker`]) started by re-executing the binary ([`inherit`]), and takes signals
+//! ([`signals`]) and control commands ([`ctl`]); the counters they share ([`shm`]); each
+//! worker's async runtime ([`runtime`]) and memory upkeep ([`memory`]). `--single-process`
+//! runs the worker part alone, for debugging. Decisions: `docs/ARCHITECTURE.md`.
 
+pub mod ctl;
+pub mod inherit;
+pub mod master;
 pub mod memory;
 pub mod runtime;
+pub mod shm;
 pub mod signals;
+pub mod worker;
 
 /// Settings of the serving process.
 #[derive(Debug, Clone, Default)]
 pub struct Settings {
-    /// Runtime threads; `None` = one per CPU.
+    /// Runtime threads per worker; `None` = one per CPU.
     pub threads: Option<usize>,
+    /// Worker processes; `None` = one per CPU.
+    pub workers: Option<usize>,
+    /// Serve in the master's own process (no workers, no reload): for debugging.
+    pub single_process: bool,
 }

@@ -46,6 +46,8 @@ pub struct Record {
     user_agent: String,
     pub status: u16,
     pub bytes: u64,
+    /// The connection's round-trip time and retransmissions when the response ended.
+    pub tcp: Option<crate::net::tcp_info::TcpSample>,
 }
 
 impl Record {
@@ -78,6 +80,7 @@ impl Record {
             user_agent: header(http::header::USER_AGENT),
             status: 0,
             bytes: 0,
+            tcp: None,
         }
     }
 
@@ -105,11 +108,13 @@ impl Record {
             user_agent: text(user_agent),
             status: 0,
             bytes: 0,
+            tcp: None,
         }
     }
 
-    /// The combined format plus the request time in seconds:
-    /// `client - - [time] "METHOD target VERSION" status bytes "referer" "agent" seconds`.
+    /// The combined format plus the request time in seconds and the connection's TCP figures:
+    /// `client - - [time] "METHOD target VERSION" status bytes "referer" "agent" seconds
+    /// rtt=MICROSECONDSus retrans=N` (`rtt=- retrans=-` when the kernel had none).
     pub fn combined(&self) -> String {
         let mut line = String::with_capacity(160);
         let _ = write!(
@@ -134,6 +139,12 @@ impl Record {
             }),
             self.started.elapsed().as_secs_f64(),
         );
+        match self.tcp {
+            Some(tcp) => {
+                let _ = write!(line, " rtt={}us retrans={}", tcp.rtt_us, tcp.retransmits);
+            }
+            None => line.push_str(" rtt=- retrans=-"),
+        }
         line
     }
 
@@ -151,6 +162,8 @@ impl Record {
             "duration_ms": self.started.elapsed().as_secs_f64() * 1000.0,
             "referer": self.referer,
             "user_agent": self.user_agent,
+            "tcp_rtt_us": self.tcp.map(|t| t.rtt_us),
+            "tcp_retransmits": self.tcp.map(|t| t.retransmits),
         })
         .to_string()
     }
@@ -160,24 +173,26 @@ impl Record {
 #[derive(Clone)]
 pub struct Writer {
     format: LogFormat,
-    queue: SyncSender<String>,
+    queue: SyncSender<Message>,
     dropped: Arc<AtomicU64>,
+}
+
+/// What the writer thread is asked to do.
+enum Message {
+    Line(String),
+    /// Close the file and open its path again (after logrotate moved it; SIGUSR1).
+    Reopen,
 }
 
 impl Writer {
     /// Opens the destination and starts the writer thread.
     pub fn start(settings: &AccessLog) -> io::Result<Self> {
-        let out: Box<dyn Write + Send> = match &settings.target {
-            LogTarget::Stdout => Box::new(io::stdout()),
-            LogTarget::Stderr => Box::new(io::stderr()),
-            LogTarget::File(path) => {
-                Box::new(OpenOptions::new().create(true).append(true).open(path)?)
-            }
-        };
+        let target = settings.target.clone();
+        let out = open(&target)?;
         let (queue, lines) = mpsc::sync_channel(QUEUE_LINES);
         std::thread::Builder::new()
             .name("access-log".into())
-            .spawn(move || write_lines(lines, out))?;
+            .spawn(move || write_lines(lines, out, target))?;
         Ok(Writer {
             format: settings.format,
             queue,
@@ -191,7 +206,7 @@ impl Writer {
             LogFormat::Combined => record.combined(),
             LogFormat::Json => record.json(),
         };
-        if let Err(TrySendError::Full(_)) = self.queue.try_send(line) {
+        if let Err(TrySendError::Full(_)) = self.queue.try_send(Message::Line(line)) {
             let dropped = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
             if dropped == 1 || dropped.is_multiple_of(10_000) {
                 tracing::warn!(
@@ -202,21 +217,53 @@ impl Writer {
         }
     }
 
+    /// Asks the writer to reopen its file once the lines queued before are written.
+    pub fn reopen(&self) {
+        let _ = self.queue.send(Message::Reopen);
+    }
+
     /// Lines dropped because the writer could not keep up.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
 }
 
-fn write_lines(lines: Receiver<String>, out: Box<dyn Write + Send>) {
+fn open(target: &LogTarget) -> io::Result<Box<dyn Write + Send>> {
+    Ok(match target {
+        LogTarget::Stdout => Box::new(io::stdout()),
+        LogTarget::Stderr => Box::new(io::stderr()),
+        LogTarget::File(path) => Box::new(OpenOptions::new().create(true).append(true).open(path)?),
+    })
+}
+
+fn write_lines(messages: Receiver<Message>, out: Box<dyn Write + Send>, target: LogTarget) {
     let mut out = BufWriter::with_capacity(64 * 1024, out);
-    while let Ok(line) = lines.recv() {
-        let mut ok = writeln!(out, "{line}").is_ok();
-        while let Ok(line) = lines.try_recv() {
-            ok &= writeln!(out, "{line}").is_ok();
+    while let Ok(first) = messages.recv() {
+        let mut ok = true;
+        let mut reopen = false;
+        for message in std::iter::once(first).chain(std::iter::from_fn(|| messages.try_recv().ok()))
+        {
+            match message {
+                Message::Line(line) => ok &= writeln!(out, "{line}").is_ok(),
+                Message::Reopen => {
+                    reopen = true;
+                    break;
+                }
+            }
         }
         if !ok || out.flush().is_err() {
             tracing::warn!("access log write failed");
+        }
+        if reopen {
+            match open(&target) {
+                Ok(file) => {
+                    out = BufWriter::with_capacity(64 * 1024, file);
+                    tracing::info!("access log reopened");
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot reopen the access log; still writing to the old file")
+                }
+            }
         }
     }
     let _ = out.flush();

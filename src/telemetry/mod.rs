@@ -1,9 +1,11 @@
-//! Logging set-up ([`logging`]) and the access log writer ([`access_log`]).
+//! Logging set-up ([`logging`]), the access log writer ([`access_log`]) and the counters
+//! workers share with the master ([`counters`]).
 //!
 //! The error log is `tracing` to stderr; the access log is a product feature with its own
 //! writer and formats, fed one record per request by the edge.
 
 pub mod access_log;
+pub mod counters;
 pub mod logging;
 
 use std::path::PathBuf;

@@ -22,8 +22,10 @@ prefix = "/"
 respond = { body = "hello\n" }
 "#;
 
+/// Limits hold per worker process (as nginx's `worker_connections`): one worker, so the
+/// tests' counts are the server's.
 fn config(limits: &str) -> String {
-    format!("[limits]\n{limits}\n{ROUTES}")
+    format!("[server]\nworkers = 1\n\n[limits]\n{limits}\n{ROUTES}")
 }
 
 fn get_request(path: &str) -> String {

@@ -9,6 +9,9 @@ use tokio::time::Instant;
 use crate::harness::{RawConn, Server, WorkDir};
 
 const CONFIG: &str = r#"
+[server]
+workers = 1
+
 [limits]
 keepalive_timeout = "30s"
 
@@ -70,7 +73,7 @@ async fn wait_for_set_size(pid: u32, fd: &str, at_least: usize, within: Duration
 async fn idle_connections_are_parked_outside_the_runtime_and_resume() {
     const CONNS: usize = 40;
     let server = Server::start(WorkDir::new(), CONFIG);
-    let pid = server.pid();
+    let pid = server.worker_pids()[0];
     let lot = lot_set(pid);
 
     let mut conns = Vec::new();
@@ -107,11 +110,12 @@ async fn parked_connections_close_at_the_keepalive_timeout_and_on_stop() {
     );
 
     let mut server = Server::start(WorkDir::new(), CONFIG);
-    let lot = lot_set(server.pid());
+    let pid = server.worker_pids()[0];
+    let lot = lot_set(pid);
     let mut parked = RawConn::connect(server.addr()).await;
     parked.send("GET /hello HTTP/1.1\r\nHost: a\r\n\r\n").await;
     parked.read_response().await.assert_status(200);
-    wait_for_set_size(server.pid(), &lot, 1, Duration::from_secs(10)).await;
+    wait_for_set_size(pid, &lot, 1, Duration::from_secs(10)).await;
     server.signal(libc::SIGTERM);
     assert!(
         parked.wait_closed(Duration::from_secs(3)).await.is_ok(),

@@ -27,7 +27,29 @@ pub(super) fn process(cx: &mut Context<'_>, raw: &schema::Server) -> process::Se
             }
         }
     });
-    process::Settings { threads }
+    let workers = raw.workers.as_ref().and_then(|workers| {
+        let bad = |cx: &mut Context<'_>, what: String| {
+            cx.error_with_hint(
+                workers.span(),
+                format!("`workers` must be \"auto\" or at least 1, not {what}"),
+                "write workers = \"auto\" (one per CPU) or a number such as 2",
+            );
+            None
+        };
+        match workers.get_ref() {
+            schema::Workers::Name(name) if name == "auto" => None,
+            schema::Workers::Name(name) => bad(cx, format!("{name:?}")),
+            schema::Workers::Count(n) => match usize::try_from(*n) {
+                Ok(n) if n >= 1 => Some(n),
+                _ => bad(cx, n.to_string()),
+            },
+        }
+    });
+    process::Settings {
+        threads,
+        workers,
+        single_process: raw.single_process.unwrap_or(false),
+    }
 }
 
 pub(super) fn telemetry(

@@ -147,6 +147,16 @@ impl Server {
             .unwrap_or_else(|| panic!("no listener on {ip}; listeners: {:?}", self.listeners))
     }
 
+    /// The pids of the master's worker processes (its children), in no particular order.
+    pub fn worker_pids(&self) -> Vec<u32> {
+        let pid = self.pid();
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect()
+    }
+
     pub fn work(&self) -> &WorkDir {
         &self.work
     }

@@ -3,7 +3,8 @@
 
 mod check;
 mod ctl;
-pub mod exit;
+/// Exit codes: the table lives with the processes that end with them.
+pub use crate::process::exit;
 mod file_server;
 mod serve;
 

@@ -16,7 +16,7 @@ use super::{Environment, exit};
 use crate::config::{self, Config, Origin};
 use crate::process::inherit::{self, Role};
 use crate::process::master::{self, Launch, Loader};
-use crate::process::shm::Region;
+use crate::telemetry::shm::Region;
 use crate::process::worker;
 use crate::telemetry::counters::Counters;
 use crate::telemetry::logging;

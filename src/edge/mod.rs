@@ -7,6 +7,7 @@
 
 pub mod conn;
 pub mod express;
+pub mod fault;
 pub mod gate;
 pub mod methods;
 pub mod park;

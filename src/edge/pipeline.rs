@@ -131,6 +131,7 @@ enum Now {
 fn answer_now(ctx: &ConnCtx, req: Request<Incoming>) -> Now {
     use http_body::Body as _;
     let (parts, body) = req.into_parts();
+    super::fault::inject(parts.uri.path());
     let route = match route(ctx, &parts) {
         Ok(route) => route,
         Err(response) => return Now::Answered(response),

@@ -12,7 +12,7 @@
 //! | `PORTICO_ROLE` | `worker`, or `successor` for a new master after USR2 |
 //! | `PORTICO_LISTEN_FDS` | `ADDR=FD,ADDR=FD…`: the bound listening sockets |
 //! | `PORTICO_CONTROL_FD` | a worker's end of its socket pair with the master |
-//! | `PORTICO_COUNTERS_FD` | the shared counter region (`process::shm`) |
+//! | `PORTICO_COUNTERS_FD` | the shared counter region (`telemetry::shm`) |
 //! | `PORTICO_SLOT` | the worker's slot in that region |
 //! | `PORTICO_READY_FD` | a successor's pipe to tell the old master it is ready |
 //!

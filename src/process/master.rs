@@ -3,7 +3,7 @@
 //!
 //! - Workers are the same binary re-executed (`process::inherit`), each handed the listening
 //!   sockets, its end of a socket pair for commands, and the shared counter region
-//!   (`process::shm`) with its slot. A worker says `ready` when it serves.
+//!   (`telemetry::shm`) with its slot. A worker says `ready` when it serves.
 //! - Supervision: a worker that exits without being asked (panic that escaped, abort, SIGKILL)
 //!   is started again at once, or after a back-off doubling from 200 ms to 10 s when it keeps
 //!   dying (several exits within 30 s). Its slot's totals are kept (folded into slot 0).
@@ -38,9 +38,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::ctl;
 use super::inherit::{self, Role};
-use super::shm::{Region, SLOTS};
+use crate::telemetry::shm::{Region, SLOTS};
 use super::signals::{Request, Signals};
-use crate::cli::exit;
+use crate::process::exit;
 use crate::config::{Config, Diagnostics};
 use crate::edge::server::StopMode;
 use crate::net::tcp_info;

@@ -1,15 +1,16 @@
 //! The process family: a master ([`master`]) that binds the sockets, supervises worker
 //! processes ([`worker`]) started by re-executing the binary ([`inherit`]), and takes signals
-//! ([`signals`]) and control commands ([`ctl`]); the counters they share ([`shm`]); each
+//! ([`signals`]) and control commands ([`ctl`]); exit codes ([`exit`]); each
 //! worker's async runtime ([`runtime`]) and memory upkeep ([`memory`]). `--single-process`
-//! runs the worker part alone, for debugging. Decisions: `docs/ARCHITECTURE.md`.
+//! runs the worker part alone, for debugging. The counters the family shares live in
+//! `telemetry::shm`. Decisions: `docs/ARCHITECTURE.md`.
 
 pub mod ctl;
+pub mod exit;
 pub mod inherit;
 pub mod master;
 pub mod memory;
 pub mod runtime;
-pub mod shm;
 pub mod signals;
 pub mod worker;
 

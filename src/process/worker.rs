@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 
 use super::signals::{self, Request};
 use super::{memory, runtime};
-use crate::cli::exit;
+use crate::process::exit;
 use crate::config::Config;
 use crate::edge::Server;
 use crate::edge::server::StopMode;

@@ -1,6 +1,6 @@
 //! Counters every worker adds to and the master reads: connections open and by state,
 //! requests by status class, bytes in and out, requests in flight, TCP round-trip times and
-//! retransmissions. They live in the shared-memory region (`process::shm`), one slot per
+//! retransmissions. They live in the shared-memory region (`telemetry::shm`), one slot per
 //! worker process, so counting is an uncontended atomic add on the worker's own cache lines,
 //! and reading is a sum over slots that needs nothing from the workers.
 
@@ -8,9 +8,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::process::shm::Region;
+use crate::telemetry::shm::Region;
 
-/// The meaning of each cell of a slot (the index is the cell; see `process::shm` for the
+/// The meaning of each cell of a slot (the index is the cell; see `telemetry::shm` for the
 /// versioning rule: never reuse or renumber a cell).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(usize)]

@@ -1,5 +1,5 @@
 //! Logging set-up ([`logging`]), the access log writer ([`access_log`]) and the counters
-//! workers share with the master ([`counters`]).
+//! workers share with the master ([`counters`]) in a shared-memory region ([`shm`]).
 //!
 //! The error log is `tracing` to stderr; the access log is a product feature with its own
 //! writer and formats, fed one record per request by the edge.
@@ -7,6 +7,7 @@
 pub mod access_log;
 pub mod counters;
 pub mod logging;
+pub mod shm;
 
 use std::path::PathBuf;
 

@@ -16,10 +16,10 @@ use super::{Environment, exit};
 use crate::config::{self, Config, Origin};
 use crate::process::inherit::{self, Role};
 use crate::process::master::{self, Launch, Loader};
-use crate::telemetry::shm::Region;
 use crate::process::worker;
 use crate::telemetry::counters::Counters;
 use crate::telemetry::logging;
+use crate::telemetry::shm::Region;
 
 /// The welcome site of the demo, compiled into the binary.
 const WELCOME: &[(&str, &str)] = &[

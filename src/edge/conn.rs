@@ -213,7 +213,7 @@ async fn serve_h1(stream: TcpStream, ctx: Arc<ConnCtx>) -> Ended {
             ctx.sample_tcp();
         }
         if let Some(rejection) = gate.rejection() {
-            reject(gate, rejection, limits.linger_timeout).await;
+            reject(gate, rejection, &ctx.shared).await;
             return Ended::Closed;
         }
         if ctx.shared.closing_idle() && !gate.has_buffered() {
@@ -326,7 +326,10 @@ async fn serve_h1_burst(mut gate: Io, ctx: &Arc<ConnCtx>, clock: &HeadClock) -> 
         .max_buf_size(limits.max_header_bytes.max(8192) + 8192)
         .max_headers(limits.max_headers)
         .keep_alive(true)
-        .half_close(false);
+        // A client may shut its write side after its request and wait for the answer (RFC
+        // 9112 §9.6 lets it); without this hyper drops the request at the end of input.
+        // The connection still closes after the answer: nothing more can be read.
+        .half_close(true);
     let service = Service { ctx: ctx.clone() };
     let mut conn = Box::pin(builder.serve_connection(TokioIo::new(gate), service));
     let watchdog = tokio::time::sleep(tick);
@@ -432,7 +435,7 @@ async fn serve_h2(io: WriteTimeout<TcpStream>, ctx: Arc<ConnCtx>) {
 }
 
 /// Answers a rejected head directly on the socket, then closes it.
-async fn reject(mut gate: Io, rejection: Rejection, linger_limit: Duration) {
+async fn reject(mut gate: Io, rejection: Rejection, shared: &Shared) {
     let status = rejection.status();
     let reason = status.canonical_reason().unwrap_or("Error");
     let body = format!("{} {}\n", status.as_u16(), reason);
@@ -446,9 +449,12 @@ async fn reject(mut gate: Io, rejection: Rejection, linger_limit: Duration) {
     if let Rejection::Malformed(why) = rejection {
         tracing::debug!(reason = why, "request head rejected");
     }
+    if let Some(counters) = &shared.counters {
+        counters.response(status.as_u16(), body.len() as u64);
+    }
     if gate.get_mut().write_all(head.as_bytes()).await.is_ok() {
         let _ = gate.get_mut().flush().await;
-        linger::close(gate.get_mut(), linger_limit).await;
+        linger::close(gate.get_mut(), shared.limits.linger_timeout).await;
     }
 }
 

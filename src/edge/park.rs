@@ -136,7 +136,11 @@ impl Lot {
                 }
                 _ = sweep.tick() => {
                     lot.close_expired(&shared);
-                    if draining && (shared.connections.load(Ordering::Relaxed) == 0 || lot.grace_over()) {
+                    if draining
+                        && (shared.connections.load(Ordering::Relaxed) == 0
+                            || lot.grace_over()
+                            || shared.closing_idle())
+                    {
                         break;
                     }
                 }

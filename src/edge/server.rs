@@ -75,6 +75,11 @@ impl Shared {
         self.drain.is_cancelled() && !self.polite.load(Ordering::Relaxed)
     }
 
+    /// Turns a polite drain into a fast one: idle connections close at the next check.
+    pub fn hurry(&self) {
+        self.polite.store(false, Ordering::Relaxed);
+    }
+
     /// Completes when idle connections should close now: at a fast stop, never during a polite
     /// drain.
     pub async fn idle_close(&self) {
@@ -237,6 +242,9 @@ async fn accept_loop(
 /// Answers a connection over the cap with 503 and closes it, spending at most a second.
 async fn refuse(mut stream: TcpStream, peer: SocketAddr, shared: &Shared) {
     tracing::debug!(%peer, "connection over max_connections refused with 503");
+    if let Some(counters) = &shared.counters {
+        counters.response(503, 24); // the body of `OVERLOADED`
+    }
     let write = async {
         if stream.write_all(OVERLOADED).await.is_ok() {
             linger::close(&mut stream, Duration::from_secs(1)).await;

@@ -38,13 +38,13 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::ctl;
 use super::inherit::{self, Role};
-use crate::telemetry::shm::{Region, SLOTS};
 use super::signals::{Request, Signals};
-use crate::process::exit;
 use crate::config::{Config, Diagnostics};
 use crate::edge::server::StopMode;
 use crate::net::tcp_info;
+use crate::process::exit;
 use crate::telemetry::counters::{self, Totals};
+use crate::telemetry::shm::{Region, SLOTS};
 
 /// How long a new worker may take to say it is ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -120,7 +120,6 @@ struct Master {
     launch: Launch,
     exe: PathBuf,
     args: Vec<OsString>,
-    role: Role,
     started: Instant,
     config: Config,
     listeners: Vec<(SocketAddr, Arc<TcpListener>)>,
@@ -140,6 +139,8 @@ struct Master {
     upgrading: bool,
     worst_exit: u8,
     ctl_path: Option<PathBuf>,
+    /// A successor's pipe to its predecessor, taken at start so that workers do not inherit it.
+    ready_pipe: Option<std::fs::File>,
 }
 
 impl Master {
@@ -152,6 +153,13 @@ impl Master {
         if let Err(e) = std::fs::create_dir_all(&launch.data_dir) {
             tracing::warn!(dir = %launch.data_dir.display(), error = %e, "cannot create the data directory");
         }
+        let ready_pipe = match role {
+            Role::Successor => inherit::take_fd(inherit::READY_FD)
+                .ok()
+                .flatten()
+                .map(std::fs::File::from),
+            _ => None,
+        };
         let mut inherited = inherit::take_listeners().map_err(|e| {
             eprintln!("error: {e}");
             exit::FAILURE
@@ -172,7 +180,6 @@ impl Master {
         let mut master = Master {
             exe,
             args: std::env::args_os().skip(1).collect(),
-            role,
             started: Instant::now(),
             config: config.clone(),
             listeners: Vec::new(),
@@ -190,6 +197,7 @@ impl Master {
             upgrading: false,
             worst_exit: exit::SUCCESS,
             ctl_path: None,
+            ready_pipe,
             launch,
         };
         master.ctl_path = ctl::serve(
@@ -390,10 +398,7 @@ impl Master {
         if let Err(e) = write_pid_file(&self.launch.data_dir) {
             tracing::warn!(error = %e, "cannot write the pid file");
         }
-        if self.role == Role::Successor
-            && let Ok(Some(fd)) = inherit::take_fd(inherit::READY_FD)
-        {
-            let mut pipe = std::fs::File::from(fd);
+        if let Some(mut pipe) = self.ready_pipe.take() {
             let _ = pipe.write_all(b"ready\n");
         }
     }

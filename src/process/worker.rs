@@ -18,10 +18,10 @@ use tokio::sync::mpsc;
 
 use super::signals::{self, Request};
 use super::{memory, runtime};
-use crate::process::exit;
 use crate::config::Config;
 use crate::edge::Server;
 use crate::edge::server::StopMode;
+use crate::process::exit;
 use crate::telemetry::access_log;
 use crate::telemetry::counters::Counters;
 
@@ -171,8 +171,8 @@ async fn listen_to_master(
                 // The master is gone: stop politely.
                 Ok(None) | Err(_) => Command::Stop(StopMode::Polite),
             };
-            let stop = matches!(command, Command::Stop(_));
-            if commands.send(command).await.is_err() || stop {
+            let fast = command == Command::Stop(StopMode::Fast);
+            if commands.send(command).await.is_err() || fast {
                 return;
             }
         }

@@ -36,6 +36,41 @@ respond = { body = "<h1>home</h1>\n", headers = { "Content-Type" = "text/html" }
 "#;
 
 #[tokio::test]
+async fn a_client_that_half_closes_after_its_requests_gets_every_answer_then_a_close() {
+    let work = WorkDir::new();
+    work.write("public/page.txt", "static page\n");
+    let config = format!(
+        "{CONFIG}\n[[site.route]]\nprefix = \"/static/\"\n[site.route.static]\nroot = \"public\"\nstrip_prefix = true\n"
+    );
+    let server = Server::start(work, &config);
+    // A respond route (hyper's path), a static file twice (a miss, then the express lane),
+    // and two pipelined requests: each connection's write side is shut after the requests.
+    for requests in [
+        vec!["/one"],
+        vec!["/static/page.txt"],
+        vec!["/static/page.txt"],
+        vec!["/one", "/static/page.txt"],
+    ] {
+        let mut conn = RawConn::connect(server.addr()).await;
+        let batch: String = requests
+            .iter()
+            .map(|path| format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n"))
+            .collect();
+        conn.send(batch).await;
+        conn.shutdown_write().await;
+        for path in &requests {
+            let r = conn.read_response().await;
+            r.assert_status(200);
+            assert!(!r.body.is_empty(), "{path}: {r}");
+        }
+        assert!(
+            conn.wait_closed(Duration::from_secs(3)).await.is_ok(),
+            "the server keeps a half-closed connection open after answering {requests:?}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn http_1_0_is_closed_after_the_response() {
     let server = Server::start(WorkDir::new(), CONFIG);
     let mut conn = RawConn::connect(server.addr()).await;

@@ -101,6 +101,12 @@ impl RawConn {
             .unwrap_or_else(|e| panic!("write to {}: {e}", self.addr));
     }
 
+    /// Shuts down the write side (a half-close): the server reads end of input, and may still
+    /// answer.
+    pub async fn shutdown_write(&mut self) {
+        let _ = self.stream.shutdown().await;
+    }
+
     /// Writes all bytes, returning the error (the server may have closed already).
     pub async fn try_send(&mut self, bytes: impl AsRef<[u8]>) -> io::Result<()> {
         let bytes = bytes.as_ref();

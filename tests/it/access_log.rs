@@ -100,6 +100,15 @@ async fn json_format_logs_one_object_per_request() {
                 .is_some_and(|d| d.as_f64().is_some_and(|d| d >= 0.0)),
             "no numeric duration field: {record}"
         );
+        // The connection's TCP figures, from the kernel (TCP_INFO) as the response ended.
+        assert!(
+            record["tcp_rtt_us"].as_u64().is_some_and(|rtt| rtt > 0),
+            "no round-trip time: {record}"
+        );
+        assert!(
+            record["tcp_retransmits"].as_u64().is_some(),
+            "no retransmit count: {record}"
+        );
     }
 }
 
@@ -138,5 +147,20 @@ async fn combined_format_looks_like_nginx() {
     assert!(
         rest.starts_with(&expected),
         "expected {expected:?} after the time in:\n{line}"
+    );
+    // … seconds rtt=123us retrans=0: the connection's TCP figures (TCP_INFO).
+    let fields: Vec<&str> = line.rsplit(' ').take(2).collect();
+    let (rtt, retrans) = (fields[1], fields[0]);
+    assert!(
+        rtt.strip_prefix("rtt=")
+            .and_then(|v| v.strip_suffix("us"))
+            .is_some_and(|v| v.parse::<u32>().is_ok_and(|v| v > 0)),
+        "no rtt=…us field at the end of {line}"
+    );
+    assert!(
+        retrans
+            .strip_prefix("retrans=")
+            .is_some_and(|v| v.parse::<u32>().is_ok()),
+        "no retrans=… field at the end of {line}"
     );
 }

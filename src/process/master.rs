@@ -388,6 +388,10 @@ impl Master {
     /// The start-up lines (an interface: scripts and tests read them), the pid file, and a
     /// successor's word to its predecessor.
     fn announce(&mut self) {
+        // The pid file first: a script that sees the ready line may read it at once.
+        if let Err(e) = write_pid_file(&self.launch.data_dir) {
+            tracing::warn!(error = %e, "cannot write the pid file");
+        }
         for (addr, listener) in &self.listeners {
             let bound = listener.local_addr().unwrap_or(*addr);
             println!("listening kind=http addr={bound}");
@@ -395,9 +399,6 @@ impl Master {
         println!("ready pid={}", std::process::id());
         let _ = std::io::stdout().flush();
         tracing::info!(workers = self.workers.len(), "ready");
-        if let Err(e) = write_pid_file(&self.launch.data_dir) {
-            tracing::warn!(error = %e, "cannot write the pid file");
-        }
         if let Some(mut pipe) = self.ready_pipe.take() {
             let _ = pipe.write_all(b"ready\n");
         }

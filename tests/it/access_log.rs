@@ -13,6 +13,10 @@ use crate::harness::{Server, WorkDir, get, send};
 fn config(format: &str) -> String {
     format!(
         r#"
+# One worker: with several, each writes its own lines and their order is not the requests'.
+[server]
+workers = 1
+
 [access_log]
 path = "access.log"
 format = "{format}"

@@ -25,5 +25,6 @@ mod limits;
 mod malformed;
 mod methods;
 mod parking;
+mod processes;
 mod static_files;
 mod traversal;

@@ -47,27 +47,45 @@ impl Server {
 
     /// [`Server::start`] with `RUST_LOG` set to `filter` (else the default filter).
     pub fn start_logging(work: WorkDir, config: &str, filter: Option<&str>) -> Server {
+        let args = Server::serve_args(&work, config);
+        Server::start_with_env(work, &args, filter, &[])
+    }
+
+    /// [`Server::start`] with extra environment variables for the server process (which its
+    /// workers inherit), e.g. `PORTICO_FAULT`.
+    pub fn start_with_vars(work: WorkDir, config: &str, vars: &[(&str, &str)]) -> Server {
+        let args = Server::serve_args(&work, config);
+        Server::start_with_env(work, &args, None, vars)
+    }
+
+    /// Runs `portico <args>` in `work` and waits for the ready line.
+    pub fn start_with_args<S: AsRef<OsStr>>(work: WorkDir, args: &[S]) -> Server {
+        Server::start_with_env(work, args, None, &[])
+    }
+
+    /// Writes `config` to `<work>/portico.toml`; the arguments of `serve` on it.
+    fn serve_args(work: &WorkDir, config: &str) -> Vec<OsString> {
         let config_path = work.write("portico.toml", config);
         let data_dir = work.join("state");
-        let args: Vec<OsString> = vec![
+        vec![
             "--data-dir".into(),
             data_dir.into(),
             "serve".into(),
             "-c".into(),
             config_path.into(),
-        ];
-        Server::start_with_env(work, &args, filter)
+        ]
     }
 
-    /// Runs `portico <args>` in `work` and waits for the ready line.
-    pub fn start_with_args<S: AsRef<OsStr>>(work: WorkDir, args: &[S]) -> Server {
-        Server::start_with_env(work, args, None)
-    }
-
-    fn start_with_env<S: AsRef<OsStr>>(work: WorkDir, args: &[S], log: Option<&str>) -> Server {
+    fn start_with_env<S: AsRef<OsStr>>(
+        work: WorkDir,
+        args: &[S],
+        log: Option<&str>,
+        vars: &[(&str, &str)],
+    ) -> Server {
         let mut command = Command::new(env!("CARGO_BIN_EXE_portico"));
         command
             .args(args)
+            .envs(vars.iter().copied())
             .current_dir(work.path())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

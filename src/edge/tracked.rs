@@ -85,10 +85,16 @@ impl http_body::Body for Tracked {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
                     self.bytes += data.len() as u64;
-                    if let (Body::File { file, offset, .. }, Some(settle)) =
-                        (&self.body, &self.settle)
-                    {
-                        settle.ctx.sendfile.offer(data, file, *offset);
+                    match (&self.body, &self.settle) {
+                        (Body::File { file, offset, .. }, Some(settle)) => {
+                            settle.ctx.sendfile.offer(data, file, *offset);
+                        }
+                        // The frame just taken ends at the region's new offset.
+                        (Body::Region { file, offset, .. }, Some(settle)) => {
+                            let start = *offset - data.len() as u64;
+                            settle.ctx.sendfile.offer(data, file, start);
+                        }
+                        _ => {}
                     }
                 }
             }

@@ -312,7 +312,16 @@ async fn file_response(
         Plan::Send { start, count, .. } if req.method != Method::HEAD => {
             if count <= WHOLE_READ_MAX_BYTES {
                 Body::full(read_whole(Arc::new(file), start, count).await?)
+            } else if req.version < http::Version::HTTP_2 {
+                // HTTP/1: zero-copy. The connection's socket sends the file itself
+                // (`net/sendfile.rs`); nothing of it is read into memory here.
+                Body::Region {
+                    file: Arc::new(file),
+                    offset: start,
+                    remaining: count,
+                }
             } else {
+                // HTTP/2 frames the bytes itself: they are read.
                 stream(file, start, count).await?
             }
         }
@@ -705,7 +714,7 @@ mod tests {
         let path = req.uri.path().to_string();
         let res = serve(&req, &path, &site.settings).await;
         let (head, body) = res.into_parts();
-        let body = body.collect().await.unwrap().to_bytes();
+        let body = sent_bytes(body).await;
         Got {
             status: head.status,
             headers: head.headers,
@@ -715,6 +724,22 @@ mod tests {
 
     async fn get(site: &Site, uri: &str, headers: &[(&str, &str)]) -> Got {
         call(site, Method::GET, uri, headers).await
+    }
+
+    /// The bytes a client receives: a file region is what the socket sends from the file.
+    async fn sent_bytes(body: Body) -> Bytes {
+        match body {
+            Body::Region {
+                file,
+                offset,
+                remaining,
+            } => {
+                let mut buf = vec![0; remaining as usize];
+                file.read_exact_at(&mut buf, offset).unwrap();
+                Bytes::from(buf)
+            }
+            body => body.collect().await.unwrap().to_bytes(),
+        }
     }
 
     /// A response as a test sees it; printed whole when an assertion fails.
@@ -1126,14 +1151,34 @@ mod tests {
     async fn large_file_streams_with_content_length() {
         let site = site();
         let data = big_file(&site);
+        // HTTP/1: the file itself, never read here; its frames are placeholders the socket
+        // replaces with sendfile(2) (`net/sendfile.rs`).
         let req = parts(Method::GET, "/big.bin", &[]);
         let res = serve(&req, "/big.bin", &site.settings).await;
         assert_eq!(res.headers()["content-length"], "1500000");
-        assert!(matches!(res.body(), Body::Stream(_)));
+        assert!(matches!(
+            res.body(),
+            Body::Region {
+                offset: 0,
+                remaining: 1_500_000,
+                ..
+            }
+        ));
         assert_eq!(
             http_body::Body::size_hint(res.body()).exact(),
             Some(1_500_000)
         );
+        let frames = res.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(frames.len(), 1_500_000);
+        assert!(
+            frames.iter().all(|&b| b == 0),
+            "placeholders, not file bytes"
+        );
+        // HTTP/2 frames the bytes itself: they are read and streamed.
+        let mut req = parts(Method::GET, "/big.bin", &[]);
+        req.version = http::Version::HTTP_2;
+        let res = serve(&req, "/big.bin", &site.settings).await;
+        assert!(matches!(res.body(), Body::Stream(_)));
         let body = res.into_body().collect().await.unwrap().to_bytes();
         assert!(body == data[..], "streamed bytes differ");
     }

@@ -31,6 +31,15 @@ pub enum Body {
         file: Arc<File>,
         offset: u64,
     },
+    /// `remaining` bytes of `file` from `offset`, never read into memory: the body yields
+    /// placeholder frames (`net::sendfile::placeholder`) that an HTTP/1 connection's socket
+    /// replaces with `sendfile(2)` from the file, and refuses to send as they are. Only for
+    /// connections whose socket does that (HTTP/1; see `files::serve`).
+    Region {
+        file: Arc<File>,
+        offset: u64,
+        remaining: u64,
+    },
 }
 
 impl Body {
@@ -76,6 +85,19 @@ impl http_body::Body for Body {
                 Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b))))
             }
             Body::Stream(body) => Pin::new(body).poll_frame(cx),
+            Body::Region {
+                offset, remaining, ..
+            } => {
+                if *remaining == 0 {
+                    return Poll::Ready(None);
+                }
+                let len = (*remaining).min(crate::net::sendfile::PLACEHOLDER_BYTES as u64);
+                *offset += len;
+                *remaining -= len;
+                Poll::Ready(Some(Ok(Frame::data(crate::net::sendfile::placeholder(
+                    len as usize,
+                )))))
+            }
         }
     }
 
@@ -84,6 +106,7 @@ impl http_body::Body for Body {
             Body::Empty => true,
             Body::Full(bytes) | Body::File { bytes, .. } => bytes.is_none(),
             Body::Stream(body) => body.is_end_stream(),
+            Body::Region { remaining, .. } => *remaining == 0,
         }
     }
 
@@ -96,6 +119,7 @@ impl http_body::Body for Body {
             } => SizeHint::with_exact(bytes.len() as u64),
             Body::Full(None) | Body::File { bytes: None, .. } => SizeHint::with_exact(0),
             Body::Stream(body) => body.size_hint(),
+            Body::Region { remaining, .. } => SizeHint::with_exact(*remaining),
         }
     }
 }

@@ -14,6 +14,7 @@
 //! (then, as with nginx, the new content goes out); if the file got shorter, `sendfile` sends
 //! what is left and the rest is written from memory, so the length always matches the head.
 
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io;
 use std::pin::Pin;
@@ -32,6 +33,26 @@ struct Region {
     offset: u64,
 }
 
+/// The bytes that stand in for a file's content that was never read (files too large for the
+/// open-file cache): zeros that must never reach a client. [`placeholder`] hands out slices of
+/// them; the socket sends the file instead, and refuses to write them from memory (the
+/// connection fails rather than send zeros).
+static PLACEHOLDER: [u8; PLACEHOLDER_BYTES] = [0; PLACEHOLDER_BYTES];
+
+/// The largest placeholder frame.
+pub const PLACEHOLDER_BYTES: usize = 1 << 20;
+
+/// A frame of `len` (at most [`PLACEHOLDER_BYTES`]) placeholder bytes.
+pub fn placeholder(len: usize) -> Bytes {
+    Bytes::from_static(&PLACEHOLDER[..len.min(PLACEHOLDER_BYTES)])
+}
+
+fn is_placeholder(buf: &[u8]) -> bool {
+    let start = PLACEHOLDER.as_ptr() as usize;
+    let at = buf.as_ptr() as usize;
+    !buf.is_empty() && at >= start && at < start + PLACEHOLDER_BYTES
+}
+
 /// The current offer of one connection (one response body at a time on HTTP/1).
 #[derive(Clone, Default)]
 pub struct Hint(Arc<Offer>);
@@ -40,19 +61,28 @@ pub struct Hint(Arc<Offer>);
 struct Offer {
     /// Set once anything was offered: until then a write costs one atomic load, no lock.
     ever: AtomicBool,
-    region: Mutex<Option<Region>>,
+    /// Offers in the order their bytes will be written. Placeholder frames all share the same
+    /// addresses, so only the oldest offer a buffer falls in may match: writes go in order.
+    regions: Mutex<VecDeque<Region>>,
 }
 
 impl Hint {
     /// Offers `bytes`, which are `file` from `offset` on, for zero-copy sending.
     pub fn offer(&self, bytes: &Bytes, file: &Arc<File>, offset: u64) {
-        if let Ok(mut slot) = self.0.region.lock() {
-            *slot = Some(Region {
+        if let Ok(mut regions) = self.0.regions.lock() {
+            regions.push_back(Region {
                 bytes: bytes.clone(),
                 file: file.clone(),
                 offset,
             });
             self.0.ever.store(true, Ordering::Release);
+        }
+    }
+
+    /// The oldest offer's bytes were all sent: drop it.
+    fn sent(&self) {
+        if let Ok(mut regions) = self.0.regions.lock() {
+            regions.pop_front();
         }
     }
 
@@ -64,12 +94,22 @@ impl Hint {
         if !self.0.ever.load(Ordering::Acquire) {
             return None;
         }
-        let slot = self.0.region.lock().ok()?;
-        let region = slot.as_ref()?;
-        let start = region.bytes.as_ptr() as usize;
-        let end = start + region.bytes.len();
+        let mut regions = self.0.regions.lock().ok()?;
         let at = buf.as_ptr() as usize;
-        if buf.is_empty() || at < start || at >= end {
+        let contains = |region: &Region| {
+            let start = region.bytes.as_ptr() as usize;
+            at >= start && at < start + region.bytes.len()
+        };
+        // Offers before the first one that holds the buffer are over (sent, or abandoned with
+        // their response): drop them.
+        let index = regions.iter().position(contains)?;
+        regions.drain(..index);
+        let region = regions.front()?;
+        let (start, end) = (
+            region.bytes.as_ptr() as usize,
+            region.bytes.as_ptr() as usize + region.bytes.len(),
+        );
+        if buf.is_empty() {
             return None;
         }
         let len = buf.len().min(end - at);
@@ -175,13 +215,22 @@ impl AsyncWrite for Sendfile {
                 Ok(0) => {}
                 Ok(n) => {
                     if n == to_end {
-                        // The file's last byte is out: push what is held.
+                        // The offer's last byte is out: push what is held.
+                        this.hint.sent();
                         this.cork(false);
                     }
                     return Poll::Ready(Ok(n));
                 }
                 Err(e) => return Poll::Ready(Err(e)),
             }
+        }
+        if is_placeholder(buf) {
+            // The file got shorter than its response's length (or the offer was lost): the
+            // promised bytes cannot be sent, and zeros must not be. End the connection.
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "file shorter than its Content-Length; connection closed",
+            )));
         }
         // Bytes from memory: nothing held back any more.
         this.cork(false);
@@ -203,10 +252,20 @@ impl AsyncWrite for Sendfile {
                 this.cork(true);
                 Pin::new(&mut this.io).poll_write(cx, &bufs[0])
             }
+            Some(i) if bufs[..i].iter().any(|b| is_placeholder(b)) => {
+                Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "placeholder bytes without their file; connection closed",
+                )))
+            }
             Some(i) => {
                 this.cork(false);
                 Pin::new(&mut this.io).poll_write_vectored(cx, &bufs[..i])
             }
+            None if bufs.iter().any(|b| is_placeholder(b)) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "placeholder bytes without their file; connection closed",
+            ))),
             None => {
                 this.cork(false);
                 Pin::new(&mut this.io).poll_write_vectored(cx, bufs)
@@ -278,6 +337,44 @@ mod tests {
         let got = reader.await.unwrap();
         assert_eq!(&got[..5], b"head:");
         assert!(got[5..] == content[1000..], "file bytes differ");
+    }
+
+    #[tokio::test]
+    async fn placeholder_frames_go_out_from_the_file_and_never_as_they_are() {
+        let mut tmp = tempfile::NamedTempFile::new().unwrap();
+        let content: Vec<u8> = (0..300_000u32).map(|i| (i % 251 + 1) as u8).collect();
+        tmp.write_all(&content).unwrap();
+        let file = Arc::new(File::open(tmp.path()).unwrap());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let hint = Hint::default();
+        let mut out = Sendfile::new(server, hint.clone());
+        let reader = tokio::spawn(async move {
+            let mut client = client;
+            let mut got = Vec::new();
+            let _ = client.read_to_end(&mut got).await;
+            got
+        });
+        // Two frames of 150,000 placeholder bytes (the same addresses), offered in order.
+        let (first, second) = (placeholder(150_000), placeholder(150_000));
+        hint.offer(&first, &file, 0);
+        hint.offer(&second, &file, 150_000);
+        out.write_all(&first).await.unwrap();
+        out.write_all(&second).await.unwrap();
+        // A third frame past the end of the file: nothing to send it from.
+        let third = placeholder(1000);
+        hint.offer(&third, &file, 300_000);
+        let err = out.write_all(&third).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+        // And one never offered at all.
+        assert!(out.write_all(&placeholder(10)).await.is_err());
+        drop(out);
+        let got = reader.await.unwrap();
+        assert_eq!(got.len(), content.len());
+        assert!(got == content, "the bytes sent are not the file's");
     }
 
     #[test]

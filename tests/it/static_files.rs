@@ -605,3 +605,81 @@ async fn large_cached_files_are_sent_whole_and_in_ranges() {
         );
     }
 }
+
+/// Files beyond the open-file cache (over 1 MiB) are never read into memory on HTTP/1: the
+/// socket sends them with `sendfile(2)` in frames of up to 1 MiB (`net/sendfile.rs`). Whole
+/// bodies, ranges and several requests on one connection must be the file byte for byte;
+/// HTTP/2 reads and frames them.
+#[tokio::test]
+async fn files_beyond_the_cache_go_out_zero_copy_whole_and_in_ranges() {
+    let work = WorkDir::new();
+    let content: Vec<u8> = (0..3_000_000u32).map(|i| (i * 13 % 251) as u8).collect();
+    work.write("public/huge.bin", &content);
+    let server = Server::start(work, CONFIG);
+    let mut conn = RawConn::connect(server.addr()).await;
+    for (range, start, end) in [
+        ("", 0, 3_000_000),
+        ("Range: bytes=1048570-2097160\r\n", 1_048_570, 2_097_161),
+        ("Range: bytes=-1500000\r\n", 1_500_000, 3_000_000),
+        ("", 0, 3_000_000),
+    ] {
+        conn.send(format!("GET /huge.bin HTTP/1.1\r\nHost: a\r\n{range}\r\n"))
+            .await;
+        let r = conn.read_response().await;
+        r.assert_status(if range.is_empty() { 200 } else { 206 });
+        assert_eq!(r.body.len(), end - start, "{range}");
+        assert!(
+            r.body[..] == content[start..end],
+            "{range:?} differs from the file"
+        );
+    }
+    let h2 = crate::harness::H2Client::connect(server.addr()).await;
+    let r = h2.get("/huge.bin").await;
+    assert_eq!(r.status, 200);
+    assert!(
+        r.body[..] == content[..],
+        "HTTP/2 body differs from the file"
+    );
+}
+
+/// A file cut short while its response is being sent cannot keep the response's promise:
+/// the connection closes before `Content-Length` bytes, so the client can tell, and the
+/// server keeps serving. (What the kernel had already taken from the file's pages with
+/// `sendfile` may arrive zeroed by the truncation, as with nginx; that the server never
+/// writes its placeholder frames itself is checked in `net/sendfile.rs`.)
+#[tokio::test]
+async fn a_file_truncated_while_sent_ends_the_connection_early() {
+    let work = WorkDir::new();
+    let content: Vec<u8> = (0..8_000_000u32).map(|i| (i % 241 + 1) as u8).collect();
+    work.write("public/shrinking.bin", &content);
+    let server = Server::start(work, CONFIG);
+    // A small receive buffer, and no reading yet: the server stalls mid-body.
+    let mut conn = RawConn::connect_with_small_buffer(server.addr(), 4096).await;
+    conn.send("GET /shrinking.bin HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await;
+    conn.wait_for_bytes(1).await;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(server.work().join("public/shrinking.bin"))
+        .unwrap()
+        .set_len(1_000_000)
+        .unwrap();
+    let got = conn.read_to_end().await;
+    let body_at = crate::harness::raw::find(&got, b"\r\n\r\n").expect("a response head") + 4;
+    let head = String::from_utf8_lossy(&got[..body_at]).to_lowercase();
+    assert!(head.contains("content-length: 8000000"), "{head}");
+    let body = &got[body_at..];
+    assert!(
+        body.len() < content.len(),
+        "the connection stayed open as if the whole file was sent"
+    );
+    let kept = body.len().min(1_000_000);
+    assert!(
+        body[..kept] == content[..kept],
+        "bytes before the cut are not the file's"
+    );
+    get(server.addr(), "/shrinking.bin")
+        .await
+        .assert_status(200);
+}

@@ -13,7 +13,8 @@
 //! body, only fields from [`FIELDS`] (none of which changes a static file's response except
 //! `Accept-Encoding`, which is negotiated exactly as the pipeline does), `Connection:
 //! keep-alive` or none, a `static` route that allows GET on a site not in maintenance, a free
-//! in-flight slot, no drain, and a cache entry sent from memory as it is. Everything else,
+//! in-flight slot, no drain, and a cache entry sent as it is (from memory, or with `sendfile`
+//! for large ones, as the main lane does). Everything else,
 //! including every miss, goes to hyper unchanged: the head stays in the gate's buffer and hyper
 //! reads it through the gate's usual checks. Integration tests compare both lanes byte for byte
 //! (`tests/it/express.rs`).
@@ -38,6 +39,7 @@ use super::router::host_name;
 use super::settings::Handler;
 use crate::files::{self, cache::Entry};
 use crate::http::date;
+use crate::net::sendfile::Hint;
 use crate::telemetry::access_log::Record;
 
 /// How the express lane left a connection.
@@ -259,7 +261,7 @@ pub async fn serve(gate: &mut Io, ctx: &ConnCtx, clock: &HeadClock) -> Lane {
                     .as_ref()
                     .map(|_| record(ctx, gate.buffered(), &plain));
                 gate.consume(len);
-                if let Err(e) = send(gate, &entry).await {
+                if let Err(e) = send(gate, &entry, &ctx.sendfile).await {
                     tracing::debug!(peer = %ctx.peer, error = %e, "express response not sent");
                     return Lane::Closed;
                 }
@@ -326,8 +328,14 @@ fn record(ctx: &ConnCtx, head: &[u8], plain: &Plain) -> Record {
 }
 
 /// Writes the entry's response: its head, the date line and its bytes, in one `writev` when
-/// the socket takes them.
-async fn send(gate: &mut Io, entry: &Entry) -> io::Result<()> {
+/// the socket takes them (large entries: the head corked, then `sendfile`).
+async fn send(gate: &mut Io, entry: &Entry, hint: &Hint) -> io::Result<()> {
+    if let Some(file) = &entry.file
+        && entry.content.len() as u64 >= files::cache::SENDFILE_MIN_BYTES
+    {
+        // As the main lane does: the socket sends these bytes from the file (`net/sendfile.rs`).
+        hint.offer(&entry.content, file, 0);
+    }
     let date = date::date_line();
     let mut parts = [
         IoSlice::new(entry.plain_head()),

@@ -91,9 +91,10 @@ pub fn serve_from_memory(req: &Parts, path: &str, settings: &Settings) -> Option
 }
 
 /// The cached entry that answers a GET with no preconditions and no range (the express lane,
-/// `edge/express.rs`) when the answer is the entry's bytes as they are: not compressed on the
-/// fly and not sent with `sendfile(2)`. `accept_encoding` holds the request's
-/// `Accept-Encoding` values. The same lookup as [`serve_from_memory`], so both answer alike.
+/// `edge/express.rs`) when the answer is the entry's bytes as they are (not compressed on the
+/// fly). `accept_encoding` holds the request's `Accept-Encoding` values. The same lookup as
+/// [`serve_from_memory`], so both answer alike; an entry with a descriptor from
+/// [`cache::SENDFILE_MIN_BYTES`] on goes out with `sendfile(2)` in both lanes.
 pub fn plain_entry<'a>(
     path: &str,
     settings: &Settings,
@@ -106,8 +107,7 @@ pub fn plain_entry<'a>(
     };
     let entry = settings.cache.lookup(&rooted(path), &codings)?;
     let whole = entry.content.len() as u64 == entry.rep.length;
-    let in_memory = entry.file.is_none() || entry.rep.length < cache::SENDFILE_MIN_BYTES;
-    (entry.rep.on_the_fly().is_none() && whole && in_memory).then_some(entry)
+    (entry.rep.on_the_fly().is_none() && whole).then_some(entry)
 }
 
 /// The codings the client accepts, best first, when the settings can use any.

@@ -246,20 +246,16 @@ impl AsyncWrite for Sendfile {
         match bufs.iter().position(|b| this.hint.find(b).is_some()) {
             // The file's part first in line: send it alone, from the file.
             Some(0) => Pin::new(this).poll_write(cx, &bufs[0]),
-            // The response head before it: corked, so it goes out in one segment with the
-            // file's first bytes; the file's part goes in the next call.
-            Some(1) => {
-                this.cork(true);
-                Pin::new(&mut this.io).poll_write(cx, &bufs[0])
-            }
             Some(i) if bufs[..i].iter().any(|b| is_placeholder(b)) => {
                 Poll::Ready(Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
                     "placeholder bytes without their file; connection closed",
                 )))
             }
+            // The response head before it: corked, so it goes out in one segment with the
+            // file's first bytes; the file's part goes in the next call.
             Some(i) => {
-                this.cork(false);
+                this.cork(true);
                 Pin::new(&mut this.io).poll_write_vectored(cx, &bufs[..i])
             }
             None if bufs.iter().any(|b| is_placeholder(b)) => Poll::Ready(Err(io::Error::new(

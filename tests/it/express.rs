@@ -28,6 +28,9 @@ fn site() -> WorkDir {
     work.write("public/dir/index.html", "<h1>index</h1>\n");
     work.write("public/sp ace.txt", "spaced\n");
     work.write("public/empty.txt", "");
+    // Large enough for the cache to keep its descriptor: both lanes send it with sendfile.
+    let big: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
+    work.write("public/big.bin", big);
     work.write("assets/logo.txt", "logo\n");
     work.write("b/b.txt", "site b\n");
     work
@@ -145,6 +148,7 @@ async fn both_lanes_answer_byte_for_byte_alike() {
         ("LOCALHOST:80", "/dir/", "", true),
         ("localhost", "/sp%20ace.txt", "", true),
         ("localhost", "/empty.txt", "", true),
+        ("localhost", "/big.bin", "", true),
         ("localhost", "/assets/logo.txt", "", true),
         ("b.test", "/b.txt", "", true),
         ("B.Test:8080", "/b.txt", "Connection: keep-alive\r\n", true),

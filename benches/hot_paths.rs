@@ -65,11 +65,13 @@ fn router(c: &mut Criterion) {
             listen: vec![addr],
             default: i == 0,
             maintenance: false,
+            tls: None,
             routes: routes.clone(),
         })
         .collect();
     let settings = Settings {
         listeners: vec![addr],
+        tls: vec![None],
         sites,
         limits: Limits::default(),
     };

@@ -6,14 +6,14 @@
 //!
 //! | layer | modules | what they hold |
 //! |---|---|---|
-//! | orchestration | [`cli`], [`process`] | subcommands; runtime, signals, graceful stop |
+//! | orchestration | [`cli`], [`process`] | subcommands; master and workers, signals, ctl, runtime |
 //! | configuration | [`config`] | TOML schema, diagnostics with lines, resolution into `Settings`, demo |
 //! | listeners | [`edge`] | the HTTP front: connections, limits, routing, the request phases |
 //! | route work | [`files`] | a site's root folder: path safety, static files, listings |
-//! | foundations | [`http`], [`net`], [`telemetry`] | bodies, conditional requests, ranges, compression; sockets; logs |
+//! | foundations | [`http`], [`net`], [`tls`], [`telemetry`] | bodies, conditional requests, ranges, compression; sockets; TLS certificates and SNI; logs and counters |
 //!
 //! `config` is read by `cli` only and produces each module's `Settings`; no other module reads
-//! TOML. Modules that later issues add (tls, proxy, lb, cache, session, auth, dns, admin, fleet,
+//! TOML. Modules that later issues add (proxy, lb, cache, session, auth, dns, admin, fleet,
 //! client) slot into the same layers; see `docs/ARCHITECTURE.md`.
 
 pub mod cli;
@@ -24,3 +24,4 @@ pub mod http;
 pub mod net;
 pub mod process;
 pub mod telemetry;
+pub mod tls;

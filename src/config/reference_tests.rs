@@ -251,6 +251,25 @@ fn the_readme_reference_parses_and_resolves() {
     for folder in folders.iter().filter(|f| f.is_relative()) {
         std::fs::create_dir_all(dir.path().join(folder)).unwrap();
     }
+    // Certificates the reference names: a self-signed pair for the site's hosts.
+    for site in block
+        .get("site")
+        .and_then(toml::Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let tls = site.get("tls");
+        let file = |key: &str| tls.and_then(|t| t.get(key)).and_then(toml::Value::as_str);
+        if let (Some(cert), Some(key)) = (file("cert"), file("key")) {
+            let pair = rcgen::KeyPair::generate().unwrap();
+            let made = rcgen::CertificateParams::new(vec!["example.com".to_string()])
+                .unwrap()
+                .self_signed(&pair)
+                .unwrap();
+            std::fs::write(dir.path().join(cert), made.pem()).unwrap();
+            std::fs::write(dir.path().join(key), pair.serialize_pem()).unwrap();
+        }
+    }
     let path = dir.path().join("portico.toml");
     std::fs::write(&path, text).unwrap();
     if let Err(diagnostics) = super::load(&path) {

@@ -120,6 +120,12 @@ pub struct Site {
     /// Required: addresses to listen on, `IP:PORT` (`"127.0.0.1:8080"`, `"[::]:443"`); at
     /// least one. Port 0 picks a free port. Sites naming the same address share its listener.
     pub listen: Option<Spanned<Vec<Spanned<String>>>>,
+    /// Addresses to listen on with HTTPS, written like `listen` (`"0.0.0.0:443"`); the site
+    /// then needs `[site.tls]`. An address is either plain or HTTPS for every site on it.
+    pub listen_tls: Option<Spanned<Vec<Spanned<String>>>>,
+    /// `[site.tls]`: the certificate this site presents on HTTPS listeners, and its HTTPS
+    /// policy.
+    pub tls: Option<Spanned<SiteTls>>,
     /// Host names this site answers, without port: `"example.com"`, or `"*.example.com"` for
     /// any name ending in `.example.com`. Compared without case. Default: any host.
     pub hosts: Option<Vec<Spanned<String>>>,
@@ -132,6 +138,23 @@ pub struct Site {
     /// else the one with the longest matching `prefix`.
     #[serde(default)]
     pub route: Vec<Spanned<Route>>,
+}
+
+/// `[site.tls]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SiteTls {
+    /// Required: the PEM certificate chain, leaf first, relative to the configuration's
+    /// folder. Its key must match, and it must be within its validity period.
+    pub cert: Option<Spanned<PathBuf>>,
+    /// Required: the PEM private key (PKCS#8, PKCS#1 or SEC1; ECDSA, Ed25519 or RSA).
+    pub key: Option<Spanned<PathBuf>>,
+    /// `Strict-Transport-Security: max-age=…` on every HTTPS response (a duration such as
+    /// `"8760h"` or seconds). Default: no HSTS header.
+    pub hsts: Option<Spanned<Quantity>>,
+    /// Answer plain-HTTP requests with a redirect to the site's HTTPS address: 301 for GET and
+    /// HEAD, 308 for other methods. Default false.
+    pub redirect_http: Option<bool>,
 }
 
 /// `[[site.route]]`: a path match, the methods it allows, and exactly one handler table:

@@ -55,6 +55,8 @@ pub struct ConnCtx {
     pub state: ConnState,
     /// The socket's descriptor number, for TCP_INFO samples (`net/tcp_info.rs`).
     pub fd: std::os::fd::RawFd,
+    /// The connection is HTTPS.
+    pub tls: bool,
 }
 
 /// Request accounting of one connection, shared by the driver and the requests on it.
@@ -117,7 +119,12 @@ pub async fn serve(
     shared: Arc<Shared>,
 ) -> Ended {
     let _ = stream.set_nodelay(true);
+    let acceptor = shared.tls.get(listener).cloned().flatten();
     let ctx = ConnCtx::new(&stream, peer, listener, shared);
+    if let Some(acceptor) = acceptor {
+        Box::pin(serve_tls(stream, acceptor, ctx)).await;
+        return Ended::Closed;
+    }
     let limits = &ctx.shared.limits;
     match sniff(&stream, limits.header_read_timeout, &ctx).await {
         Protocol::Http2 => {
@@ -129,6 +136,112 @@ pub async fn serve(
         }
         Protocol::Http1 => Box::pin(serve_h1(stream, ctx)).await,
         Protocol::Gone => Ended::Closed,
+    }
+}
+
+/// An HTTPS connection: the handshake (within `client_header_timeout`), then HTTP/2 or
+/// HTTP/1.1 as ALPN chose. TLS connections keep their hyper connection for their whole life
+/// (no parking, no express lane, no `sendfile`: the bytes must be encrypted in user space).
+async fn serve_tls(stream: TcpStream, acceptor: tokio_rustls::TlsAcceptor, ctx: Arc<ConnCtx>) {
+    let limits = &ctx.shared.limits;
+    let handshake = tokio::select! {
+        done = tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream)) => done,
+        _ = ctx.shared.idle_close() => return,
+    };
+    let tls = match handshake {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(e)) => {
+            tracing::debug!(peer = %ctx.peer, error = %e, "TLS handshake failed");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(peer = %ctx.peer, "TLS handshake not done within client_header_timeout");
+            return;
+        }
+    };
+    let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+    let io = WriteTimeout::new(tls, limits.send_timeout);
+    if h2 {
+        serve_h2(io, ctx).await;
+    } else {
+        serve_tls_h1(io, ctx).await;
+    }
+}
+
+/// HTTP/1.1 over TLS: one hyper connection behind the gate until it closes, idles out
+/// (`keepalive_timeout`), or the server stops.
+async fn serve_tls_h1<S>(io: WriteTimeout<S>, ctx: Arc<ConnCtx>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let limits = &ctx.shared.limits;
+    let clock = Arc::new(HeadClock::new());
+    let mut gate = Gate::new(
+        io,
+        HeadLimits {
+            max_head_bytes: limits.max_header_bytes,
+            max_headers: limits.max_headers,
+            max_uri_bytes: limits.max_uri_bytes,
+        },
+        clock.clone(),
+    );
+    gate.set_counters(ctx.shared.counters.clone());
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(None)
+        .max_buf_size(limits.max_header_bytes.max(8192) + 8192)
+        .max_headers(limits.max_headers)
+        .keep_alive(true)
+        .half_close(true);
+    let service = Service {
+        ctx: ctx.clone(),
+        zero_copy: false,
+    };
+    let mut conn = Box::pin(builder.serve_connection(TokioIo::new(gate), service));
+    let tick = watchdog_tick(limits);
+    let mut watchdog = tokio::time::interval(tick);
+    let drain = ctx.shared.idle_close();
+    tokio::pin!(drain);
+    let mut stopping = false;
+    let mut idle_since = tokio::time::Instant::now();
+    let mut finished_seen = 0;
+    let result = loop {
+        tokio::select! {
+            result = poll_fn(|cx| conn.as_mut().poll_without_shutdown(cx)) => break result,
+            _ = watchdog.tick() => {
+                if clock.pending_for().is_some_and(|t| t >= limits.header_read_timeout) {
+                    tracing::debug!(peer = %ctx.peer, "request head not received within client_header_timeout");
+                    return;
+                }
+                let finished = ctx.state.finished.load(Ordering::Relaxed);
+                if !ctx.state.is_idle() || finished != finished_seen {
+                    idle_since = tokio::time::Instant::now();
+                    finished_seen = finished;
+                } else if !stopping && idle_since.elapsed() >= limits.keepalive_timeout {
+                    stopping = true;
+                    conn.as_mut().graceful_shutdown();
+                }
+            }
+            _ = &mut drain, if !stopping => {
+                stopping = true;
+                conn.as_mut().graceful_shutdown();
+            }
+        }
+    };
+    match result {
+        Ok(()) => {
+            let parts = Pin::into_inner(conn).into_parts();
+            let mut gate = parts.io.into_inner();
+            if let Some(rejection) = gate.rejection() {
+                reject(gate, rejection, &ctx.shared).await;
+            } else {
+                let _ = gate.get_mut().shutdown().await;
+            }
+        }
+        Err(e) => {
+            tracing::debug!(peer = %ctx.peer, error = %e, "HTTPS connection ended with an error");
+        }
     }
 }
 
@@ -163,6 +276,7 @@ impl ConnCtx {
         listener: usize,
         shared: Arc<Shared>,
     ) -> Arc<Self> {
+        let shared_is_tls = shared.tls.get(listener).is_some_and(Option::is_some);
         Arc::new(ConnCtx {
             shared,
             peer,
@@ -171,6 +285,7 @@ impl ConnCtx {
             sendfile: Hint::default(),
             state: ConnState::default(),
             fd: std::os::fd::AsRawFd::as_raw_fd(stream),
+            tls: shared_is_tls,
         })
     }
 }
@@ -330,7 +445,10 @@ async fn serve_h1_burst(mut gate: Io, ctx: &Arc<ConnCtx>, clock: &HeadClock) -> 
         // 9112 §9.6 lets it); without this hyper drops the request at the end of input.
         // The connection still closes after the answer: nothing more can be read.
         .half_close(true);
-    let service = Service { ctx: ctx.clone() };
+    let service = Service {
+        ctx: ctx.clone(),
+        zero_copy: true,
+    };
     let mut conn = Box::pin(builder.serve_connection(TokioIo::new(gate), service));
     let watchdog = tokio::time::sleep(tick);
     let drain = ctx.shared.idle_close();
@@ -383,7 +501,10 @@ pub(super) fn watchdog_tick(limits: &Limits) -> Duration {
 }
 
 /// Serves an HTTP/2 connection (h2c with prior knowledge) until it ends.
-async fn serve_h2(io: WriteTimeout<TcpStream>, ctx: Arc<ConnCtx>) {
+async fn serve_h2<S>(io: WriteTimeout<S>, ctx: Arc<ConnCtx>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let limits = &ctx.shared.limits;
     let mut builder = http2::Builder::new(TokioExecutor::new());
     builder
@@ -391,7 +512,10 @@ async fn serve_h2(io: WriteTimeout<TcpStream>, ctx: Arc<ConnCtx>) {
         .max_concurrent_streams(128)
         .max_header_list_size(limits.max_header_bytes as u32)
         .keep_alive_interval(None);
-    let service = Service { ctx: ctx.clone() };
+    let service = Service {
+        ctx: ctx.clone(),
+        zero_copy: false,
+    };
     let mut conn = std::pin::pin!(builder.serve_connection(TokioIo::new(io), service));
     let mut stopping = false;
     let idle_limit = limits.keepalive_timeout;
@@ -435,7 +559,10 @@ async fn serve_h2(io: WriteTimeout<TcpStream>, ctx: Arc<ConnCtx>) {
 }
 
 /// Answers a rejected head directly on the socket, then closes it.
-async fn reject(mut gate: Io, rejection: Rejection, shared: &Shared) {
+async fn reject<S>(mut gate: Gate<S>, rejection: Rejection, shared: &Shared)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     let status = rejection.status();
     let reason = status.canonical_reason().unwrap_or("Error");
     let body = format!("{} {}\n", status.as_u16(), reason);
@@ -462,6 +589,9 @@ async fn reject(mut gate: Io, rejection: Rejection, shared: &Shared) {
 #[derive(Clone)]
 struct Service {
     ctx: Arc<ConnCtx>,
+    /// The connection's socket sends file regions itself (HTTP/1 on plain TCP): responses may
+    /// carry `Body::Region` (see `http::ZeroCopy`).
+    zero_copy: bool,
 }
 
 impl hyper::service::Service<Request<Incoming>> for Service {
@@ -469,8 +599,11 @@ impl hyper::service::Service<Request<Incoming>> for Service {
     type Error = std::convert::Infallible;
     type Future = pipeline::Answer;
 
-    fn call(&self, req: Request<Incoming>) -> Self::Future {
+    fn call(&self, mut req: Request<Incoming>) -> Self::Future {
         self.ctx.state.request_started();
+        if self.zero_copy {
+            req.extensions_mut().insert(crate::http::ZeroCopy);
+        }
         pipeline::handle(self.ctx.clone(), req)
     }
 }

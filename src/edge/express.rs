@@ -187,7 +187,7 @@ fn lookup(ctx: &ConnCtx, head: &[u8], plain: &Plain) -> Option<Arc<Entry>> {
         .shared
         .router
         .site_for(ctx.listener, || text(&plain.host).and_then(host_name))?;
-    if site.maintenance {
+    if site.maintenance || site.redirect_to.is_some() {
         return None;
     }
     let target = text(&plain.target)?;

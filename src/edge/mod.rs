@@ -21,5 +21,5 @@ pub mod tracked;
 
 pub use server::Server;
 pub use settings::{
-    Handler, HostPattern, Limits, PathMatch, Redirect, Respond, Route, Settings, Site,
+    Handler, HostPattern, Limits, PathMatch, Redirect, Respond, Route, Settings, Site, SiteTls,
 };

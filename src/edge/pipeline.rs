@@ -64,9 +64,12 @@ pub fn handle(ctx: Arc<ConnCtx>, req: Request<Incoming>) -> Answer {
         .map(|_| Box::new(Record::begin(&req, ctx.peer)));
     let is_h1 = req.version() < Version::HTTP_2;
     let close = is_h1 && client_wants_close(&req);
+    let hsts = if ctx.tls { hsts(&ctx, &req) } else { None };
     let permit = match admit(&ctx) {
         Ok(permit) => permit,
-        Err(response) => return Answer::now(finish(ctx, response, None, log, is_h1, close)),
+        Err(response) => {
+            return Answer::now(finish(ctx, response, None, log, is_h1, close, hsts));
+        }
     };
     let span = tracing::debug_span!("request", method = %req.method(), target = %req.uri());
     let immediate = {
@@ -75,19 +78,19 @@ pub fn handle(ctx: Arc<ConnCtx>, req: Request<Incoming>) -> Answer {
     };
     match immediate {
         Ok(Now::Answered(response)) => {
-            Answer::now(finish(ctx, response, Some(permit), log, is_h1, close))
+            Answer::now(finish(ctx, response, Some(permit), log, is_h1, close, hsts))
         }
         Ok(Now::Later(req)) => Answer::Later(Box::pin(
             async move {
                 let answered = AssertUnwindSafe(answer(&ctx, req)).catch_unwind().await;
                 let response = answered.unwrap_or_else(|panic| panicked(&ctx, panic));
-                finish(ctx, response, Some(permit), log, is_h1, close)
+                finish(ctx, response, Some(permit), log, is_h1, close, hsts)
             }
             .instrument(span),
         )),
         Err(panic) => {
             let response = panicked(&ctx, panic);
-            Answer::now(finish(ctx, response, Some(permit), log, is_h1, close))
+            Answer::now(finish(ctx, response, Some(permit), log, is_h1, close, hsts))
         }
     }
 }
@@ -162,13 +165,38 @@ fn finish(
     mut log: Option<Box<Record>>,
     is_h1: bool,
     client_wants_close: bool,
+    hsts: Option<HeaderValue>,
 ) -> Response<Tracked> {
     filter_response(&ctx, &mut response, is_h1, client_wants_close);
+    if let Some(hsts) = hsts {
+        response
+            .headers_mut()
+            .insert(header::STRICT_TRANSPORT_SECURITY, hsts);
+    }
     let status = response.status().as_u16();
     if let Some(record) = log.as_mut() {
         record.status = status;
     }
     response.map(|body| Tracked::new(body, ctx, permit, status, log))
+}
+
+/// The `Strict-Transport-Security` value of the request's site (HTTPS only).
+fn hsts(ctx: &ConnCtx, req: &Request<Incoming>) -> Option<HeaderValue> {
+    let host = || {
+        req.uri()
+            .authority()
+            .map(|a| a.as_str())
+            .or_else(|| {
+                req.headers()
+                    .get(header::HOST)
+                    .and_then(|v| v.to_str().ok())
+            })
+            .and_then(super::router::host_name)
+    };
+    ctx.shared
+        .router
+        .site_for(ctx.listener, host)
+        .and_then(|site| site.hsts.clone())
 }
 
 /// A panic in a phase: logged, answered with 500.
@@ -223,6 +251,11 @@ fn route<'a>(
     };
     if site.maintenance {
         return Err(unavailable());
+    }
+    if let Some(to) = site.redirect_to
+        && !ctx.tls
+    {
+        return Err(to_https(parts, ctx.shared.bound_port(to)));
     }
     let Some(route) = site.route(parts.uri.path()) else {
         return Err(error_page::response(StatusCode::NOT_FOUND));
@@ -388,6 +421,34 @@ fn filter_response(ctx: &ConnCtx, res: &mut Response<Body>, is_h1: bool, client_
     {
         ctx.state.close_after_response();
     }
+}
+
+/// A plain-HTTP request to a site that wants HTTPS: 301 for GET and HEAD, 308 for other
+/// methods (which must be repeated with their body), to the same host, path and query.
+fn to_https(parts: &http::request::Parts, port: u16) -> Response<Body> {
+    let host = request_host(parts).unwrap_or(Cow::Borrowed("localhost"));
+    let host = if host.contains(':') && !host.starts_with('[') {
+        Cow::Owned(format!("[{host}]"))
+    } else {
+        host
+    };
+    let authority = if port == 443 {
+        host.into_owned()
+    } else {
+        format!("{host}:{port}")
+    };
+    let target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+    let status = if parts.method == Method::GET || parts.method == Method::HEAD {
+        StatusCode::MOVED_PERMANENTLY
+    } else {
+        StatusCode::PERMANENT_REDIRECT
+    };
+    let location = format!("https://{authority}{target}");
+    let mut res = error_page::response(status);
+    if let Ok(value) = HeaderValue::from_str(&location) {
+        res.headers_mut().insert(header::LOCATION, value);
+    }
+    res
 }
 
 /// 503 with `Retry-After`.

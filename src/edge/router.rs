@@ -25,6 +25,10 @@ pub struct Router {
 pub struct CompiledSite {
     pub name: String,
     pub maintenance: bool,
+    /// `Strict-Transport-Security` for HTTPS responses.
+    pub hsts: Option<http::HeaderValue>,
+    /// Plain-HTTP requests are redirected to HTTPS on this listener (as configured).
+    pub redirect_to: Option<std::net::SocketAddr>,
     routes: Vec<CompiledRoute>,
     exact: HashMap<String, usize>,
     /// Prefix routes, longest first.
@@ -167,6 +171,10 @@ fn compile_site(site: &Site) -> CompiledSite {
     CompiledSite {
         name: site.name.clone(),
         maintenance: site.maintenance,
+        hsts: site.tls.as_ref().and_then(|tls| tls.hsts).and_then(|age| {
+            http::HeaderValue::from_str(&format!("max-age={}", age.as_secs())).ok()
+        }),
+        redirect_to: site.tls.as_ref().and_then(|tls| tls.redirect_to),
         routes,
         exact,
         prefixes,
@@ -272,6 +280,7 @@ mod tests {
             listen: vec![addr],
             default,
             maintenance: false,
+            tls: None,
             routes: vec![
                 route(PathMatch::Prefix("/".into()), "root"),
                 route(PathMatch::Prefix("/static/".into()), "static"),
@@ -291,6 +300,7 @@ mod tests {
     fn host_choice_follows_nginx_order() {
         let addr: SocketAddr = "127.0.0.1:80".parse().unwrap();
         let settings = Settings {
+            tls: vec![None],
             listeners: vec![addr],
             sites: vec![
                 site(
@@ -334,6 +344,7 @@ mod tests {
     fn a_lone_site_answers_without_reading_the_host() {
         let addr: SocketAddr = "127.0.0.1:80".parse().unwrap();
         let settings = Settings {
+            tls: vec![None],
             listeners: vec![addr],
             sites: vec![site(
                 "lone",

@@ -44,6 +44,11 @@ pub struct Shared {
     pub lot: Option<super::park::Lot>,
     /// Connections parked so far (idle keep-alive connections whose buffers were freed).
     pub parks: std::sync::atomic::AtomicU64,
+    /// The listeners as configured, and (once started) the addresses they are bound to.
+    pub configured: Vec<SocketAddr>,
+    pub bound: std::sync::OnceLock<Vec<SocketAddr>>,
+    /// For each listener, the TLS acceptor when it is an HTTPS listener.
+    pub tls: Vec<Option<tokio_rustls::TlsAcceptor>>,
     /// This worker's counters in the shared-memory region, when there is one.
     pub counters: Option<Counters>,
     /// The drain is polite (reload, QUIT): idle keep-alive connections stay open for a grace
@@ -78,6 +83,15 @@ impl Shared {
     /// Turns a polite drain into a fast one: idle connections close at the next check.
     pub fn hurry(&self) {
         self.polite.store(false, Ordering::Relaxed);
+    }
+
+    /// The port listener `configured` is bound to (the kernel's choice for port 0).
+    pub fn bound_port(&self, configured: SocketAddr) -> u16 {
+        self.configured
+            .iter()
+            .position(|a| *a == configured)
+            .and_then(|i| self.bound.get().and_then(|b| b.get(i)))
+            .map_or(configured.port(), SocketAddr::port)
     }
 
     /// Completes when idle connections should close now: at a fast stop, never during a polite
@@ -144,6 +158,13 @@ impl Server {
             parks: std::sync::atomic::AtomicU64::new(0),
             lot,
             counters,
+            configured: settings.listeners.clone(),
+            bound: std::sync::OnceLock::new(),
+            tls: settings
+                .tls
+                .iter()
+                .map(|config| config.clone().map(tokio_rustls::TlsAcceptor::from))
+                .collect(),
             polite: AtomicBool::new(false),
         });
         Server {
@@ -155,6 +176,12 @@ impl Server {
     /// Starts accepting on already bound listeners, listener `i` being `Settings::listeners[i]`,
     /// and starts the parking lot. Must be called inside the runtime.
     pub fn start(&self, listeners: Vec<std::net::TcpListener>) -> std::io::Result<()> {
+        let bound = listeners
+            .iter()
+            .zip(&self.shared.configured)
+            .map(|(l, configured)| l.local_addr().unwrap_or(*configured))
+            .collect();
+        let _ = self.shared.bound.set(bound);
         self.tracker.spawn(super::park::Lot::run(
             self.shared.clone(),
             self.tracker.clone(),

@@ -2,6 +2,7 @@
 //! every value here is already valid, so the edge never re-checks it.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -14,6 +15,8 @@ use crate::files;
 pub struct Settings {
     /// Addresses to listen on, each with the sites reachable through it.
     pub listeners: Vec<SocketAddr>,
+    /// For each listener (same index), its TLS configuration when it is an HTTPS listener.
+    pub tls: Vec<Option<Arc<rustls::ServerConfig>>>,
     /// Sites in configuration order; a site names the listeners it is reachable through.
     pub sites: Vec<Site>,
     /// Limits and timeouts that protect the server from clients.
@@ -33,6 +36,8 @@ pub struct Site {
     pub default: bool,
     /// Every request answers 503 with `Retry-After` while true.
     pub maintenance: bool,
+    /// The site's HTTPS policy, when it has HTTPS listeners.
+    pub tls: Option<SiteTls>,
     /// Routes, tried in order of specificity: exact paths, then the longest prefix.
     pub routes: Vec<Route>,
 }
@@ -44,6 +49,16 @@ pub enum HostPattern {
     Exact(String),
     /// `*.example.com`, stored as `.example.com`; matches any name ending in it.
     Suffix(String),
+}
+
+/// What a site does about HTTPS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SiteTls {
+    /// `Strict-Transport-Security` max-age on HTTPS responses.
+    pub hsts: Option<Duration>,
+    /// Plain-HTTP requests are redirected to HTTPS on this listener (as configured; port 0
+    /// means the port the kernel chose).
+    pub redirect_to: Option<SocketAddr>,
 }
 
 /// A route: a path match, the methods it allows, and what answers.

@@ -312,16 +312,16 @@ async fn file_response(
         Plan::Send { start, count, .. } if req.method != Method::HEAD => {
             if count <= WHOLE_READ_MAX_BYTES {
                 Body::full(read_whole(Arc::new(file), start, count).await?)
-            } else if req.version < http::Version::HTTP_2 {
-                // HTTP/1: zero-copy. The connection's socket sends the file itself
-                // (`net/sendfile.rs`); nothing of it is read into memory here.
+            } else if req.extensions.get::<crate::http::ZeroCopy>().is_some() {
+                // HTTP/1 on plain TCP: zero-copy. The connection's socket sends the file
+                // itself (`net/sendfile.rs`); nothing of it is read into memory here.
                 Body::Region {
                     file: Arc::new(file),
                     offset: start,
                     remaining: count,
                 }
             } else {
-                // HTTP/2 frames the bytes itself: they are read.
+                // HTTP/2 and TLS need the bytes: they are read.
                 stream(file, start, count).await?
             }
         }
@@ -1151,9 +1151,10 @@ mod tests {
     async fn large_file_streams_with_content_length() {
         let site = site();
         let data = big_file(&site);
-        // HTTP/1: the file itself, never read here; its frames are placeholders the socket
-        // replaces with sendfile(2) (`net/sendfile.rs`).
-        let req = parts(Method::GET, "/big.bin", &[]);
+        // HTTP/1 on plain TCP: the file itself, never read here; its frames are placeholders
+        // the socket replaces with sendfile(2) (`net/sendfile.rs`).
+        let mut req = parts(Method::GET, "/big.bin", &[]);
+        req.extensions.insert(crate::http::ZeroCopy);
         let res = serve(&req, "/big.bin", &site.settings).await;
         assert_eq!(res.headers()["content-length"], "1500000");
         assert!(matches!(
@@ -1174,9 +1175,8 @@ mod tests {
             frames.iter().all(|&b| b == 0),
             "placeholders, not file bytes"
         );
-        // HTTP/2 frames the bytes itself: they are read and streamed.
-        let mut req = parts(Method::GET, "/big.bin", &[]);
-        req.version = http::Version::HTTP_2;
+        // HTTP/2 and TLS frame the bytes themselves: they are read and streamed.
+        let req = parts(Method::GET, "/big.bin", &[]);
         let res = serve(&req, "/big.bin", &site.settings).await;
         assert!(matches!(res.body(), Body::Stream(_)));
         let body = res.into_body().collect().await.unwrap().to_bytes();

@@ -13,5 +13,11 @@ pub mod reader;
 
 pub use body::Body;
 
+/// A request extension: the connection's socket sends file regions itself (HTTP/1 on plain
+/// TCP, `net/sendfile.rs`), so a response may carry `Body::Region`. Absent on TLS and HTTP/2,
+/// which must be given the bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct ZeroCopy;
+
 /// The `Server` field every response carries.
 pub const SERVER_NAME: http::HeaderValue = http::HeaderValue::from_static("portico");

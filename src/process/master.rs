@@ -392,9 +392,13 @@ impl Master {
         if let Err(e) = write_pid_file(&self.launch.data_dir) {
             tracing::warn!(error = %e, "cannot write the pid file");
         }
-        for (addr, listener) in &self.listeners {
+        for (index, (addr, listener)) in self.listeners.iter().enumerate() {
             let bound = listener.local_addr().unwrap_or(*addr);
-            println!("listening kind=http addr={bound}");
+            let kind = match self.config.edge.tls.get(index) {
+                Some(Some(_)) => "https",
+                _ => "http",
+            };
+            println!("listening kind={kind} addr={bound}");
         }
         println!("ready pid={}", std::process::id());
         let _ = std::io::stdout().flush();

@@ -98,8 +98,12 @@ async fn serve(
     let (commands_tx, mut commands) = mpsc::channel(8);
     match role {
         Role::Single => {
-            for addr in &addrs {
-                println!("listening kind=http addr={addr}");
+            for (index, addr) in addrs.iter().enumerate() {
+                let kind = match config.edge.tls.get(index) {
+                    Some(Some(_)) => "https",
+                    _ => "http",
+                };
+                println!("listening kind={kind} addr={addr}");
             }
             println!("ready pid={}", std::process::id());
         }

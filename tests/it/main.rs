@@ -27,4 +27,5 @@ mod methods;
 mod parking;
 mod processes;
 mod static_files;
+mod tls;
 mod traversal;

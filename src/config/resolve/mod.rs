@@ -36,7 +36,8 @@ pub fn resolve(raw: &schema::Config, origin: Origin<'_>) -> Result<Config, Diagn
     let (listeners, sites) = site::sites(&mut cx, &raw.site);
     let config = Config {
         edge: edge::Settings {
-            listeners,
+            listeners: listeners.addrs,
+            tls: listeners.tls,
             sites,
             limits,
         },

@@ -4,18 +4,27 @@
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::ops::Range;
+use std::sync::Arc;
 
 use toml::Spanned;
 
 use super::{Context, Problem, route};
 use crate::config::schema;
 use crate::edge::{self, HostPattern};
+use crate::tls;
 
-/// All sites, and the unique listen addresses in order of first appearance.
+/// The listeners: unique addresses in order of first appearance, each with its TLS
+/// configuration when it is an HTTPS listener.
+pub(super) struct Listeners {
+    pub addrs: Vec<SocketAddr>,
+    pub tls: Vec<Option<Arc<rustls::ServerConfig>>>,
+}
+
+/// All sites, and the listeners.
 pub(super) fn sites(
     cx: &mut Context<'_>,
     raw: &[Spanned<schema::Site>],
-) -> (Vec<SocketAddr>, Vec<edge::Site>) {
+) -> (Listeners, Vec<edge::Site>) {
     if raw.is_empty() {
         let problem = Problem::new("there is no [[site]], so there is nothing to serve")
             .with_hint("add a [[site]] with `listen` and at least one [[site.route]]");
@@ -28,18 +37,82 @@ pub(super) fn sites(
         .collect();
     check_defaults(cx, &placed);
     check_hosts(cx, &placed);
-    let mut listeners = Vec::new();
+    let mut addrs = Vec::new();
     for addr in placed.iter().flat_map(|p| &p.site.listen) {
-        if !listeners.contains(addr) {
-            listeners.push(*addr);
+        if !addrs.contains(addr) {
+            addrs.push(*addr);
         }
     }
+    let tls = addrs
+        .iter()
+        .map(|addr| listener_tls(cx, *addr, &placed))
+        .collect();
+    let listeners = Listeners { addrs, tls };
     (listeners, placed.into_iter().map(|p| p.site).collect())
+}
+
+/// The TLS configuration of listener `addr` if its sites listen on it with TLS: each site's
+/// certificate for its hosts, the default site's (else the first site's) for other names.
+/// An address plain for one site and HTTPS for another is reported.
+fn listener_tls(
+    cx: &mut Context<'_>,
+    addr: SocketAddr,
+    sites: &[Placed],
+) -> Option<Arc<rustls::ServerConfig>> {
+    let on: Vec<&Placed> = sites
+        .iter()
+        .filter(|p| p.site.listen.contains(&addr))
+        .collect();
+    let secure: Vec<&&Placed> = on.iter().filter(|p| p.tls_listen.contains(&addr)).collect();
+    if secure.is_empty() {
+        return None;
+    }
+    if let Some(plain) = on.iter().find(|p| !p.tls_listen.contains(&addr)) {
+        let span = secure[0].tls_span.clone().unwrap_or(secure[0].span.clone());
+        cx.error_with_hint(
+            span,
+            format!(
+                "{addr} is HTTPS for site `{}` but plain HTTP for site `{}`",
+                secure[0].site.name, plain.site.name
+            ),
+            "one address is one listener: list it in `listen_tls` of every site on it, or use another port",
+        );
+        return None;
+    }
+    let mut resolver = tls::SniResolver::default();
+    for placed in &secure {
+        let key = placed.tls_key.clone()?;
+        for host in &placed.site.hosts {
+            match host {
+                HostPattern::Exact(name) => resolver.add(name, key.clone()),
+                HostPattern::Suffix(suffix) => resolver.add(&format!("*{suffix}"), key.clone()),
+            }
+        }
+    }
+    let default = secure
+        .iter()
+        .find(|p| p.site.default)
+        .or_else(|| secure.iter().find(|p| p.site.hosts.is_empty()))
+        .unwrap_or(&secure[0]);
+    resolver.set_default(default.tls_key.clone()?);
+    match tls::server_config(resolver) {
+        Ok(config) => Some(config),
+        Err(e) => {
+            cx.report(None, Problem::new(format!("TLS for {addr}: {e}")));
+            None
+        }
+    }
 }
 
 /// A resolved site with the spans the checks across sites point at.
 struct Placed {
     site: edge::Site,
+    /// The site's HTTPS listeners (also in `site.listen`).
+    tls_listen: Vec<SocketAddr>,
+    /// Its certificate, loaded and checked.
+    tls_key: Option<Arc<rustls::sign::CertifiedKey>>,
+    /// The `listen_tls` key.
+    tls_span: Option<Range<usize>>,
     /// The `[[site]]` table.
     span: Range<usize>,
     /// The `default` key, when set.
@@ -52,7 +125,27 @@ struct Placed {
 fn site(cx: &mut Context<'_>, number: usize, raw: &Spanned<schema::Site>) -> Placed {
     let site = raw.get_ref();
     let name = name(cx, number, site.name.as_ref());
-    let listen = listen(cx, &name, raw.span(), site.listen.as_ref());
+    let tls_listen = match &site.listen_tls {
+        Some(tls) => addresses(cx, tls),
+        None => Vec::new(),
+    };
+    let mut listen = if site.listen.is_none() && !tls_listen.is_empty() {
+        Vec::new()
+    } else {
+        listen(cx, &name, raw.span(), site.listen.as_ref())
+    };
+    for addr in &tls_listen {
+        if listen.contains(addr) {
+            cx.error_with_hint(
+                site.listen_tls.as_ref().map_or(raw.span(), Spanned::span),
+                format!("{addr} is in both `listen` and `listen_tls` of site `{name}`"),
+                "one address is either plain HTTP or HTTPS",
+            );
+        } else {
+            listen.push(*addr);
+        }
+    }
+    let (tls, tls_key) = self::tls(cx, &name, raw.span(), site, &tls_listen);
     let (hosts, written_hosts) = hosts(cx, &name, site.hosts.as_deref().unwrap_or_default());
     let routes = site
         .route
@@ -66,8 +159,12 @@ fn site(cx: &mut Context<'_>, number: usize, raw: &Spanned<schema::Site>) -> Pla
             listen,
             default: site.default.as_ref().is_some_and(|d| *d.get_ref()),
             maintenance: site.maintenance.unwrap_or(false),
+            tls,
             routes,
         },
+        tls_listen,
+        tls_key,
+        tls_span: site.listen_tls.as_ref().map(Spanned::span),
         span: raw.span(),
         default_span: site.default.as_ref().map(Spanned::span),
         hosts: written_hosts,
@@ -108,6 +205,11 @@ fn listen(
             hint,
         );
     }
+    addresses(cx, raw)
+}
+
+/// `IP:PORT` strings, each once.
+fn addresses(cx: &mut Context<'_>, raw: &Spanned<Vec<Spanned<String>>>) -> Vec<SocketAddr> {
     let mut addrs = Vec::new();
     for text in raw.get_ref() {
         match text.get_ref().trim().parse::<SocketAddr>() {
@@ -121,6 +223,87 @@ fn listen(
         }
     }
     addrs
+}
+
+/// `[site.tls]`: the HTTPS policy and the loaded certificate. A site with `listen_tls` needs
+/// it; the certificate's problems are reported at `cert`, naming the file.
+fn tls(
+    cx: &mut Context<'_>,
+    site_name: &str,
+    site_span: Range<usize>,
+    site: &schema::Site,
+    tls_listen: &[SocketAddr],
+) -> (
+    Option<edge::SiteTls>,
+    Option<Arc<rustls::sign::CertifiedKey>>,
+) {
+    let Some(raw) = &site.tls else {
+        if !tls_listen.is_empty() {
+            cx.error_with_hint(
+                site.listen_tls.as_ref().map_or(site_span, Spanned::span),
+                format!("site `{site_name}` listens with TLS but has no [site.tls]"),
+                "add [site.tls] with cert = \"cert.pem\" and key = \"key.pem\" (`portico cert` makes a local pair)",
+            );
+        }
+        return (None, None);
+    };
+    let tls = raw.get_ref();
+    let need = |cx: &mut Context<'_>, key: &str| {
+        cx.error_with_hint(
+            raw.span(),
+            format!("[site.tls] of site `{site_name}` has no `{key}`"),
+            "add cert = \"cert.pem\" and key = \"key.pem\", relative to the configuration's folder",
+        );
+    };
+    let folder = cx.folder().to_path_buf();
+    let key = match (&tls.cert, &tls.key) {
+        (Some(cert), Some(key)) => {
+            let (cert_path, key_path) = (folder.join(cert.get_ref()), folder.join(key.get_ref()));
+            match tls::load_pair(&cert_path, &key_path) {
+                Ok(pair) => Some(pair),
+                Err(e) => {
+                    let span = match e {
+                        tls::CertError::NoKey { .. } | tls::CertError::BadKey { .. } => key.span(),
+                        _ => cert.span(),
+                    };
+                    cx.error_with_hint(
+                        span,
+                        e.to_string(),
+                        "`portico cert NAME…` makes a certificate and key from the local CA",
+                    );
+                    None
+                }
+            }
+        }
+        (None, _) => {
+            need(cx, "cert");
+            None
+        }
+        (_, None) => {
+            need(cx, "key");
+            None
+        }
+    };
+    let hsts = tls
+        .hsts
+        .as_ref()
+        .and_then(|value| match value.get_ref().duration() {
+            Ok(duration) => Some(duration),
+            Err(error) => {
+                cx.error_with_hint(
+                    value.span(),
+                    format!("invalid `hsts`: {error}"),
+                    crate::config::units::DURATION_HINT,
+                );
+                None
+            }
+        });
+    let redirect_to = tls
+        .redirect_http
+        .unwrap_or(false)
+        .then(|| tls_listen.first().copied())
+        .flatten();
+    (Some(edge::SiteTls { hsts, redirect_to }), key)
 }
 
 /// The patterns, with the hosts as written (one per pattern); a host listed twice is reported.

@@ -1,0 +1,104 @@
+//! Choosing the certificate for a handshake by the name the client asked for (SNI): an exact
+//! name, else the longest matching `*.` suffix, else the listener's default certificate (the
+//! default site's, else the first site's). Names are compared without case.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+
+/// The certificates of one HTTPS listener, by name.
+#[derive(Debug, Default)]
+pub struct SniResolver {
+    exact: HashMap<String, Arc<CertifiedKey>>,
+    /// (`.example.com`, key), longest suffix first.
+    suffixes: Vec<(String, Arc<CertifiedKey>)>,
+    default: Option<Arc<CertifiedKey>>,
+}
+
+impl SniResolver {
+    /// Serves `key` for `name` (`example.com` or `*.example.com`); the first one added for a
+    /// name wins.
+    pub fn add(&mut self, name: &str, key: Arc<CertifiedKey>) {
+        let name = name.to_ascii_lowercase();
+        if let Some(suffix) = name.strip_prefix('*') {
+            if !self.suffixes.iter().any(|(s, _)| s == suffix) {
+                self.suffixes.push((suffix.to_string(), key));
+                self.suffixes
+                    .sort_by_key(|(s, _)| std::cmp::Reverse(s.len()));
+            }
+        } else {
+            self.exact.entry(name).or_insert(key);
+        }
+    }
+
+    /// The certificate for clients that name no known host (or none at all).
+    pub fn set_default(&mut self, key: Arc<CertifiedKey>) {
+        self.default = Some(key);
+    }
+
+    /// The certificate for `name`.
+    pub fn pick(&self, name: Option<&str>) -> Option<Arc<CertifiedKey>> {
+        let found = name.and_then(|name| {
+            let name = name.trim_end_matches('.').to_ascii_lowercase();
+            self.exact.get(&name).cloned().or_else(|| {
+                self.suffixes
+                    .iter()
+                    .find(|(suffix, _)| {
+                        name.ends_with(suffix.as_str()) && name.len() > suffix.len()
+                    })
+                    .map(|(_, key)| key.clone())
+            })
+        });
+        found.or_else(|| self.default.clone())
+    }
+}
+
+impl ResolvesServerCert for SniResolver {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        self.pick(hello.server_name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(name: &str) -> Arc<CertifiedKey> {
+        let pair = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec![name.to_string()])
+            .unwrap()
+            .self_signed(&pair)
+            .unwrap();
+        let der = rustls_pki_types::PrivateKeyDer::try_from(pair.serialize_der()).unwrap();
+        let signing = rustls::crypto::aws_lc_rs::sign::any_supported_type(&der).unwrap();
+        Arc::new(CertifiedKey::new(vec![cert.der().clone()], signing))
+    }
+
+    #[test]
+    fn exact_then_longest_suffix_then_default() {
+        let (a, b, wild, deeper, fallback) = (
+            key("a.test"),
+            key("b.test"),
+            key("*.w.test"),
+            key("*.x.w.test"),
+            key("default"),
+        );
+        let mut sni = SniResolver::default();
+        sni.add("a.test", a.clone());
+        sni.add("B.test", b.clone());
+        sni.add("*.w.test", wild.clone());
+        sni.add("*.x.w.test", deeper.clone());
+        sni.set_default(fallback.clone());
+        let is = |got: Option<Arc<CertifiedKey>>, want: &Arc<CertifiedKey>| {
+            Arc::ptr_eq(&got.unwrap(), want)
+        };
+        assert!(is(sni.pick(Some("a.test")), &a));
+        assert!(is(sni.pick(Some("b.TEST.")), &b));
+        assert!(is(sni.pick(Some("one.w.test")), &wild));
+        assert!(is(sni.pick(Some("two.x.w.test")), &deeper));
+        assert!(is(sni.pick(Some("w.test")), &fallback));
+        assert!(is(sni.pick(None), &fallback));
+    }
+}

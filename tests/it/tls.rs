@@ -1,0 +1,419 @@
+//! HTTPS over real TLS (a rustls client, and `openssl s_client` for what rustls cannot speak):
+//! TLS 1.3 and 1.2 handshakes, older versions refused, the certificate chosen by SNI, ALPN h2
+//! and http/1.1 on one port, plain HTTP redirected to HTTPS, HSTS, a certificate reloaded on
+//! HUP without dropping an open connection, and bad certificate/key pairs refused at start
+//! with the file named. Certificates come from a test CA made with rcgen. HTTPS listens on
+//! 127.0.0.2 so that its `:0` address differs from the plain one on 127.0.0.1.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::pki_types::{CertificateDer, ServerName};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+
+use crate::harness::raw::find;
+use crate::harness::{Server, WorkDir, portico};
+
+/// A certificate authority for the tests.
+struct Ca {
+    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+    pem: String,
+}
+
+impl Ca {
+    fn new() -> Ca {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "portico test CA");
+        let cert = params.self_signed(&key).unwrap();
+        Ca {
+            pem: cert.pem(),
+            issuer: rcgen::Issuer::new(params, key),
+        }
+    }
+
+    /// Writes `NAME.pem` and `NAME-key.pem` for `names` into `work`; the serial tells
+    /// certificates for the same names apart.
+    fn issue(&self, work: &WorkDir, file: &str, names: &[&str], serial: u64) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params =
+            rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+                .unwrap();
+        params.serial_number = Some(serial.into());
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        work.write(&format!("{file}.pem"), cert.pem());
+        work.write(&format!("{file}-key.pem"), key.serialize_pem());
+    }
+
+    fn client(
+        &self,
+        versions: &[&'static rustls::SupportedProtocolVersion],
+        alpn: &[&[u8]],
+    ) -> TlsConnector {
+        let mut roots = rustls::RootCertStore::empty();
+        let der = CertificateDer::from_pem_slice(self.pem.as_bytes()).unwrap();
+        roots.add(der).unwrap();
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let mut config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(versions)
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        TlsConnector::from(Arc::new(config))
+    }
+}
+
+use rustls::pki_types::pem::PemObject;
+
+fn https_addr(server: &Server) -> SocketAddr {
+    server
+        .listeners()
+        .iter()
+        .find(|l| l.kind == "https")
+        .map(|l| l.addr)
+        .expect("an https listener")
+}
+
+fn http_addr(server: &Server) -> SocketAddr {
+    server
+        .listeners()
+        .iter()
+        .find(|l| l.kind == "http")
+        .map(|l| l.addr)
+        .expect("an http listener")
+}
+
+async fn connect(connector: &TlsConnector, addr: SocketAddr, sni: &str) -> TlsStream<TcpStream> {
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let name = ServerName::try_from(sni.to_string()).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), connector.connect(name, tcp))
+        .await
+        .expect("handshake in time")
+        .unwrap_or_else(|e| panic!("TLS handshake with {sni}: {e}"))
+}
+
+/// The DNS names of the certificate the server presented.
+fn peer_names(stream: &TlsStream<TcpStream>) -> Vec<String> {
+    let certs = stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .expect("a certificate");
+    portico::tls::certs::names(&certs[0])
+}
+
+/// The serial number of the presented certificate.
+fn peer_serial(stream: &TlsStream<TcpStream>) -> Vec<u8> {
+    let certs = stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .expect("a certificate");
+    let (_, parsed) = x509_parser::parse_x509_certificate(&certs[0]).unwrap();
+    parsed.raw_serial().to_vec()
+}
+
+/// One HTTP/1.1 request on a TLS (or any) stream; the response head and body (by
+/// Content-Length).
+async fn request<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    stream: &mut S,
+    head: &str,
+) -> (String, Vec<u8>) {
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 16384];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        if let Some(end) = find(&got, b"\r\n\r\n") {
+            let text = String::from_utf8_lossy(&got[..end]).to_string();
+            let length = text
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse::<usize>().unwrap())
+                })
+                .unwrap_or(0);
+            if got.len() >= end + 4 + length {
+                return (text, got[end + 4..end + 4 + length].to_vec());
+            }
+        }
+        let n = tokio::time::timeout_at(deadline, stream.read(&mut buf))
+            .await
+            .expect("a response in time")
+            .unwrap();
+        assert!(n > 0, "connection closed after {} bytes", got.len());
+        got.extend_from_slice(&buf[..n]);
+    }
+}
+
+fn site_config(extra_site: &str) -> String {
+    format!(
+        r#"
+[server]
+workers = 1
+
+[[site]]
+name = "a"
+hosts = ["a.test"]
+listen = ["127.0.0.1:0"]
+listen_tls = ["127.0.0.2:0"]
+default = true
+[site.tls]
+cert = "a.pem"
+key = "a-key.pem"
+hsts = "1h"
+redirect_http = true
+[[site.route]]
+respond = {{ body = "site a\n" }}
+
+[[site]]
+name = "b"
+hosts = ["b.test", "*.b.test"]
+listen_tls = ["127.0.0.2:0"]
+[site.tls]
+cert = "b.pem"
+key = "b-key.pem"
+[[site.route]]
+respond = {{ body = "site b\n" }}
+{extra_site}"#
+    )
+}
+
+fn start(ca: &Ca) -> Server {
+    let work = WorkDir::new();
+    ca.issue(&work, "a", &["a.test"], 1);
+    ca.issue(&work, "b", &["b.test", "*.b.test"], 2);
+    Server::start(work, &site_config(""))
+}
+
+#[tokio::test]
+async fn tls_1_3_and_1_2_handshakes_serve_requests_and_alpn_picks_h2_or_http_1_1() {
+    let ca = Ca::new();
+    let server = start(&ca);
+    let addr = https_addr(&server);
+    for (versions, expected) in [
+        (
+            &[&rustls::version::TLS13][..],
+            rustls::ProtocolVersion::TLSv1_3,
+        ),
+        (
+            &[&rustls::version::TLS12][..],
+            rustls::ProtocolVersion::TLSv1_2,
+        ),
+    ] {
+        let connector = ca.client(versions, &[b"http/1.1"]);
+        let mut tls = connect(&connector, addr, "a.test").await;
+        assert_eq!(tls.get_ref().1.protocol_version(), Some(expected));
+        assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"http/1.1"[..]));
+        let (head, body) = request(&mut tls, "GET / HTTP/1.1\r\nHost: a.test\r\n\r\n").await;
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        assert_eq!(body, b"site a\n");
+        // Keep-alive over TLS: a second request on the same connection.
+        let (head, _) = request(&mut tls, "GET /again HTTP/1.1\r\nHost: a.test\r\n\r\n").await;
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    }
+    // ALPN h2 on the same port.
+    let connector = ca.client(&[&rustls::version::TLS13], &[b"h2", b"http/1.1"]);
+    let tls = connect(&connector, addr, "b.test").await;
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let (mut sender, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tls),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    let req = http::Request::get("https://b.test/")
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let res = sender.send_request(req).await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.version(), http::Version::HTTP_2);
+    let body = http_body_util::BodyExt::collect(res.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    assert_eq!(&body[..], b"site b\n");
+}
+
+#[tokio::test]
+async fn tls_1_1_and_older_are_refused() {
+    let ca = Ca::new();
+    let server = start(&ca);
+    let addr = https_addr(&server);
+    for flag in ["-tls1_1", "-tls1"] {
+        let out = std::process::Command::new("openssl")
+            .args([
+                "s_client",
+                "-connect",
+                &addr.to_string(),
+                flag,
+                "-servername",
+                "a.test",
+            ])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("openssl is installed (make test installs it)");
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{flag} handshake succeeded:\n{text}");
+        assert!(
+            text.contains("Cipher is (NONE)") || text.contains("no peer certificate available"),
+            "{flag} negotiated:\n{text}"
+        );
+    }
+    // The same tool can speak TLS 1.3 to it (the refusal above is about the version).
+    let out = std::process::Command::new("openssl")
+        .args([
+            "s_client",
+            "-connect",
+            &addr.to_string(),
+            "-tls1_3",
+            "-servername",
+            "a.test",
+        ])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("TLSv1.3"), "{text}");
+}
+
+#[tokio::test]
+async fn sni_picks_each_sites_certificate_and_the_default_for_other_names() {
+    let ca = Ca::new();
+    let server = start(&ca);
+    let addr = https_addr(&server);
+    let connector = ca.client(&[&rustls::version::TLS13], &[b"http/1.1"]);
+    for (sni, names, body) in [
+        ("a.test", vec!["a.test"], "site a\n"),
+        ("b.test", vec!["b.test", "*.b.test"], "site b\n"),
+        ("www.b.test", vec!["b.test", "*.b.test"], "site b\n"),
+    ] {
+        let mut tls = connect(&connector, addr, sni).await;
+        assert_eq!(peer_names(&tls), names, "certificate for {sni}");
+        let (_, got) = request(&mut tls, &format!("GET / HTTP/1.1\r\nHost: {sni}\r\n\r\n")).await;
+        assert_eq!(got, body.as_bytes(), "{sni}");
+    }
+    // A name no site has: the default site's certificate (which the client then refuses to
+    // trust for that name).
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let refused = connector
+        .connect(ServerName::try_from("c.test").unwrap(), tcp)
+        .await;
+    let error = refused.expect_err("no certificate for c.test").to_string();
+    assert!(error.contains("certificate"), "{error}");
+}
+
+#[tokio::test]
+async fn plain_http_is_redirected_to_https_and_https_answers_carry_hsts() {
+    let ca = Ca::new();
+    let server = start(&ca);
+    let (http, https) = (http_addr(&server), https_addr(&server));
+    let mut plain = TcpStream::connect(http).await.unwrap();
+    let (head, _) = request(&mut plain, "GET /x?y=1 HTTP/1.1\r\nHost: a.test\r\n\r\n").await;
+    assert!(head.starts_with("HTTP/1.1 301"), "{head}");
+    let location = format!("location: https://a.test:{}/x?y=1", https.port());
+    assert!(head.to_lowercase().contains(&location), "{head}");
+    let (head, _) = request(
+        &mut plain,
+        "POST /form HTTP/1.1\r\nHost: a.test\r\nContent-Length: 2\r\n\r\nhi",
+    )
+    .await;
+    assert!(head.starts_with("HTTP/1.1 308"), "{head}");
+    assert!(
+        head.to_lowercase()
+            .contains(&format!("location: https://a.test:{}/form", https.port())),
+        "{head}"
+    );
+    assert!(
+        !head.to_lowercase().contains("strict-transport-security"),
+        "HSTS over plain HTTP: {head}"
+    );
+
+    let connector = ca.client(&[&rustls::version::TLS13], &[b"http/1.1"]);
+    let mut tls = connect(&connector, https, "a.test").await;
+    let (head, _) = request(&mut tls, "GET / HTTP/1.1\r\nHost: a.test\r\n\r\n").await;
+    assert!(
+        head.to_lowercase()
+            .contains("strict-transport-security: max-age=3600"),
+        "{head}"
+    );
+    // Site b has no HSTS.
+    let mut tls = connect(&connector, https, "b.test").await;
+    let (head, _) = request(&mut tls, "GET / HTTP/1.1\r\nHost: b.test\r\n\r\n").await;
+    assert!(
+        !head.to_lowercase().contains("strict-transport-security"),
+        "{head}"
+    );
+}
+
+#[tokio::test]
+async fn a_new_certificate_is_picked_up_on_hup_without_dropping_an_open_connection() {
+    let ca = Ca::new();
+    let server = start(&ca);
+    let addr = https_addr(&server);
+    let connector = ca.client(&[&rustls::version::TLS13], &[b"http/1.1"]);
+    let mut open = connect(&connector, addr, "a.test").await;
+    assert_eq!(peer_serial(&open), vec![1]);
+    let (head, _) = request(&mut open, "GET / HTTP/1.1\r\nHost: a.test\r\n\r\n").await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+
+    ca.issue(server.work(), "a", &["a.test"], 7);
+    server.signal(libc::SIGHUP);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let fresh = connect(&connector, addr, "a.test").await;
+        if peer_serial(&fresh) == vec![7] {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the new certificate was not served within 10 s of HUP"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The connection opened before the reload still gets its answer (marked close: its
+    // worker is draining).
+    let (head, body) = request(&mut open, "GET /after HTTP/1.1\r\nHost: a.test\r\n\r\n").await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(body, b"site a\n");
+}
+
+#[tokio::test]
+async fn bad_certificate_and_key_pairs_are_refused_at_start_naming_the_file() {
+    let ca = Ca::new();
+    let work = WorkDir::new();
+    ca.issue(&work, "a", &["a.test"], 1);
+    ca.issue(&work, "b", &["b.test"], 2);
+    // Site a with b's key.
+    let config = site_config("").replace("key = \"a-key.pem\"", "key = \"b-key.pem\"");
+    work.write("portico.toml", &config);
+    let out = portico(work.path(), &["check", "-c", "portico.toml"]);
+    out.assert_code(2);
+    let text = out.all_output();
+    assert!(
+        text.contains("does not match")
+            && text.contains("b-key.pem")
+            && text.contains("portico.toml:"),
+        "{text}"
+    );
+    // A missing file, named with its path.
+    let config = site_config("").replace("cert = \"b.pem\"", "cert = \"missing.pem\"");
+    work.write("portico.toml", &config);
+    let out = portico(
+        work.path(),
+        &["--data-dir", "state", "serve", "-c", "portico.toml"],
+    );
+    out.assert_code(2);
+    assert!(out.all_output().contains("missing.pem"), "{out}");
+}

@@ -22,12 +22,36 @@ pub struct Args {
     /// Show folder listings where there is no index file.
     #[arg(long)]
     listing: bool,
+    /// Serve HTTPS with this PEM certificate chain (with --tls-key).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Serve HTTPS with a certificate from the local CA (`portico cert`) for localhost and the
+    /// listen address.
+    #[arg(long, conflicts_with_all = ["tls_cert", "tls_key"])]
+    tls_local: bool,
     #[command(flatten)]
     process: serve::ProcessArgs,
 }
 
 pub fn run(args: Args, env: &Environment) -> ExitCode {
-    let raw = config::demo::file_server(&args.root, args.listen, args.threads, args.listing);
+    let pair = if args.tls_local {
+        let ip = args.listen.ip().to_string();
+        let make = crate::process::inherit::role() != crate::process::inherit::Role::Worker;
+        match serve::local_pair(&env.data_dir, &["localhost", &ip, "::1"], make) {
+            Ok(leaf) => Some((leaf.cert_path, leaf.key_path)),
+            Err(e) => {
+                eprintln!("error: cannot make a local certificate: {e}");
+                return super::exit::code(super::exit::FAILURE);
+            }
+        }
+    } else {
+        args.tls_cert.clone().zip(args.tls_key.clone())
+    };
+    let tls = pair.as_ref().map(|(c, k)| (c.as_path(), k.as_path()));
+    let raw = config::demo::file_server(&args.root, args.listen, args.threads, args.listing, tls);
     serve::start_with(
         &args.process,
         Box::new(move || config::resolve::resolve(&raw, Origin::CommandLine)),

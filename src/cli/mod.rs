@@ -1,6 +1,7 @@
 //! The command line: one file per subcommand, each turning flags into settings and handing
 //! them to the module that does the work. The environment is read here, once.
 
+mod cert;
 mod check;
 mod ctl;
 /// Exit codes: the table lives with the processes that end with them.
@@ -22,7 +23,9 @@ Examples:
   portico file-server --root . --listen 0.0.0.0:8000 --listing
   portico serve --workers 4                      the demo with four worker processes
   portico ctl status                             workers, connections and request totals
-  portico ctl reload                             read the configuration again (as kill -HUP)";
+  portico ctl reload                             read the configuration again (as kill -HUP)
+  portico cert localhost 127.0.0.1               a development certificate from the local CA
+  portico file-server --root . --tls-local       HTTPS with a local-CA certificate";
 
 /// portico: one binary for the whole web edge.
 #[derive(Parser, Debug)]
@@ -47,6 +50,8 @@ enum Command {
     Check(check::Args),
     /// Talk to the running master: status, reload, stop, reopen.
     Ctl(ctl::Args),
+    /// Make a development certificate for the names given, signed by the local CA.
+    Cert(cert::Args),
 }
 
 /// What the process was given by its environment, read once at start.
@@ -67,6 +72,7 @@ pub fn main() -> ExitCode {
         Command::FileServer(args) => file_server::run(args, &env),
         Command::Check(args) => check::run(args),
         Command::Ctl(args) => ctl::run(args, &env),
+        Command::Cert(args) => cert::run(args, &env),
     }
 }
 

@@ -190,7 +190,38 @@ fn demo(data_dir: &Path) -> Result<Config, config::Diagnostics> {
             &root, &e,
         )));
     }
-    config::resolve::resolve(&config::demo::demo(&root), Origin::Demo)
+    let tls = local_pair(
+        data_dir,
+        &["localhost", "127.0.0.1", "::1"],
+        inherit::role() != Role::Worker,
+    )
+    .map_err(|e| {
+        config::Diagnostics::single(config::Diagnostic::file_error(&data_dir.join("ca"), &e))
+    })?;
+    config::resolve::resolve(
+        &config::demo::demo(&root, Some((&tls.cert_path, &tls.key_path))),
+        Origin::Demo,
+    )
+}
+
+/// A certificate for `names` from the local CA (`tls::local_ca`), made when `make` (the master
+/// or a single process; workers read what their master made).
+pub fn local_pair(
+    data_dir: &Path,
+    names: &[&str],
+    make: bool,
+) -> std::io::Result<crate::tls::local_ca::Leaf> {
+    let dir = data_dir.join("certs");
+    let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    if make {
+        let ca = crate::tls::local_ca::LocalCa::open_or_create(data_dir)?;
+        return ca.issue(&names, &dir);
+    }
+    let file = names[0].replace(['*', ':', '/'], "_");
+    Ok(crate::tls::local_ca::Leaf {
+        cert_path: dir.join(format!("{file}.pem")),
+        key_path: dir.join(format!("{file}-key.pem")),
+    })
 }
 
 fn write_welcome(root: &Path) -> std::io::Result<()> {

@@ -15,7 +15,7 @@ use super::schema::{self, unspanned};
 ///
 /// `site_root` should be absolute (the demo's files unpacked by `cli`); a relative one is taken
 /// from the current folder.
-pub fn demo(site_root: &Path) -> schema::Config {
+pub fn demo(site_root: &Path, tls: Option<(&Path, &Path)>) -> schema::Config {
     let files = schema::Route {
         prefix: Some(unspanned("/".to_string())),
         r#static: Some(unspanned(schema::Static {
@@ -51,6 +51,8 @@ pub fn demo(site_root: &Path) -> schema::Config {
     let site = schema::Site {
         name: Some(unspanned("welcome".to_string())),
         listen: Some(unspanned(vec![unspanned(DEMO_LISTEN.to_string())])),
+        listen_tls: tls.map(|_| unspanned(vec![unspanned(DEMO_LISTEN_TLS.to_string())])),
+        tls: tls.map(site_tls),
         default: Some(unspanned(true)),
         route: vec![unspanned(files), unspanned(health), unspanned(docs)],
         ..Default::default()
@@ -68,6 +70,7 @@ pub fn file_server(
     listen: SocketAddr,
     threads: Option<usize>,
     listing: bool,
+    tls: Option<(&Path, &Path)>,
 ) -> schema::Config {
     let files = schema::Route {
         r#static: Some(unspanned(schema::Static {
@@ -77,9 +80,12 @@ pub fn file_server(
         })),
         ..Default::default()
     };
+    let listen = Some(unspanned(vec![unspanned(listen.to_string())]));
     let site = schema::Site {
         name: Some(unspanned("files".to_string())),
-        listen: Some(unspanned(vec![unspanned(listen.to_string())])),
+        listen: if tls.is_some() { None } else { listen.clone() },
+        listen_tls: if tls.is_some() { listen } else { None },
+        tls: tls.map(site_tls),
         default: Some(unspanned(true)),
         route: vec![unspanned(files)],
         ..Default::default()
@@ -98,3 +104,15 @@ pub fn file_server(
 
 /// Where the built-in demo listens (and `file-server` by default).
 pub const DEMO_LISTEN: &str = "127.0.0.1:8080";
+
+/// Where the built-in demo listens with HTTPS (a local-CA certificate for localhost).
+pub const DEMO_LISTEN_TLS: &str = "127.0.0.1:8443";
+
+/// `[site.tls]` for a certificate and key.
+fn site_tls((cert, key): (&Path, &Path)) -> toml::Spanned<schema::SiteTls> {
+    unspanned(schema::SiteTls {
+        cert: Some(unspanned(cert.to_path_buf())),
+        key: Some(unspanned(key.to_path_buf())),
+        ..Default::default()
+    })
+}

@@ -852,7 +852,11 @@ fn load_reports_an_unreadable_file() {
 #[test]
 fn demo_resolves_with_its_three_routes() {
     let folder = Folder::new();
-    let config = resolve(&demo::demo(&folder.dir.path().join("public")), Origin::Demo).unwrap();
+    let config = resolve(
+        &demo::demo(&folder.dir.path().join("public"), None),
+        Origin::Demo,
+    )
+    .unwrap();
     assert_eq!(
         config.edge.listeners,
         vec![demo::DEMO_LISTEN.parse::<SocketAddr>().unwrap()]
@@ -891,7 +895,13 @@ fn demo_resolves_with_its_three_routes() {
 fn file_server_resolves_and_reports_flags_as_the_command_line() {
     let folder = Folder::new();
     let listen: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    let raw = demo::file_server(&folder.dir.path().join("public"), listen, Some(2), true);
+    let raw = demo::file_server(
+        &folder.dir.path().join("public"),
+        listen,
+        Some(2),
+        true,
+        None,
+    );
     let config = resolve(&raw, Origin::CommandLine).unwrap();
     assert_eq!(config.process.threads, Some(2));
     assert_eq!(config.edge.listeners, vec![listen]);
@@ -901,7 +911,13 @@ fn file_server_resolves_and_reports_flags_as_the_command_line() {
     assert!(settings.listing);
     assert_eq!(settings.root, folder.canonical("public"));
 
-    let raw = demo::file_server(Path::new("/no/such/portico/root"), listen, Some(0), false);
+    let raw = demo::file_server(
+        Path::new("/no/such/portico/root"),
+        listen,
+        Some(0),
+        false,
+        None,
+    );
     let diagnostics = resolve(&raw, Origin::CommandLine).unwrap_err();
     assert_eq!(
         diagnostics.to_string(),

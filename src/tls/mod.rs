@@ -8,6 +8,7 @@
 //! file) and by `edge` (the handshake on an HTTPS listener).
 
 pub mod certs;
+pub mod local_ca;
 pub mod sni;
 
 use std::sync::Arc;

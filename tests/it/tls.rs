@@ -417,3 +417,96 @@ async fn bad_certificate_and_key_pairs_are_refused_at_start_naming_the_file() {
     out.assert_code(2);
     assert!(out.all_output().contains("missing.pem"), "{out}");
 }
+
+/// A connector that trusts only the CA certificate in `ca_pem_path`.
+fn trusting(ca_pem_path: &std::path::Path) -> TlsConnector {
+    let mut roots = rustls::RootCertStore::empty();
+    let pem = std::fs::read(ca_pem_path).unwrap();
+    roots
+        .add(CertificateDer::from_pem_slice(&pem).unwrap())
+        .unwrap();
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    TlsConnector::from(Arc::new(config))
+}
+
+#[tokio::test]
+async fn the_local_ca_makes_certificates_a_client_can_trust() {
+    let work = WorkDir::new();
+    work.write("public/index.html", "local https\n");
+    // `portico cert` makes the CA once (key 0600) and a leaf for the names.
+    let out = portico(
+        work.path(),
+        &["--data-dir", "state", "cert", "dev.test", "127.0.0.2"],
+    );
+    out.assert_code(0);
+    let ca_pem = work.join("state/ca/ca.pem");
+    let ca_key = work.join("state/ca/ca-key.pem");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&ca_key).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the CA key is private");
+    assert!(out.stdout.contains("update-ca-certificates"), "{out}");
+    let cert = work.join("state/certs/dev.test.pem");
+    let key = work.join("state/certs/dev.test-key.pem");
+    assert!(cert.exists() && key.exists(), "{out}");
+    let ca_before = std::fs::read(&ca_pem).unwrap();
+
+    // The quick start serves HTTPS with that pair …
+    let server = Server::start_with_args(
+        work,
+        &[
+            "--data-dir",
+            "state",
+            "file-server",
+            "--root",
+            "public",
+            "--listen",
+            "127.0.0.2:0",
+            "--workers",
+            "1",
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    let connector = trusting(&ca_pem);
+    let mut tls = connect(&connector, https_addr(&server), "dev.test").await;
+    let (head, body) = request(&mut tls, "GET / HTTP/1.1\r\nHost: dev.test\r\n\r\n").await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(body, b"local https\n");
+
+    // … and `--tls-local` makes its own pair for localhost from the same CA (a second server
+    // with the first one's data directory).
+    let state = server.work().join("state");
+    let other = WorkDir::new();
+    other.write("public/index.html", "local https\n");
+    let server = Server::start_with_args(
+        other,
+        &[
+            "--data-dir",
+            state.to_str().unwrap(),
+            "file-server",
+            "--root",
+            "public",
+            "--listen",
+            "127.0.0.3:0",
+            "--workers",
+            "1",
+            "--tls-local",
+        ],
+    );
+    let mut tls = connect(&connector, https_addr(&server), "localhost").await;
+    let (head, _) = request(&mut tls, "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n").await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(
+        std::fs::read(&ca_pem).unwrap(),
+        ca_before,
+        "the CA is made once"
+    );
+}

@@ -1,0 +1,189 @@
+//! A local certificate authority for development, as mkcert does: created once in the data
+//! directory (`DATA_DIR/ca/ca.pem`, and `ca-key.pem` with mode 0600), it signs leaf
+//! certificates for the names given (`portico cert`, the demo's HTTPS listener, `--tls-local`).
+//! Clients trust it once (see [`trust_hint`]) and then every leaf it signs.
+//!
+//! Keys are ECDSA P-256. The CA is valid for 10 years, leaves for 825 days (the longest
+//! lifetime browsers accept for a leaf). Files are written whole (a temporary name, then
+//! rename), so a reader never sees half a key.
+
+use std::io;
+use std::net::IpAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, SanType,
+};
+
+/// The CA's files.
+pub struct LocalCa {
+    pub cert_path: PathBuf,
+    pub key_path: PathBuf,
+    issuer: Issuer<'static, KeyPair>,
+}
+
+/// A leaf certificate and key written to disk.
+pub struct Leaf {
+    pub cert_path: PathBuf,
+    pub key_path: PathBuf,
+}
+
+impl LocalCa {
+    /// The CA in `data_dir/ca`, created when absent.
+    pub fn open_or_create(data_dir: &Path) -> io::Result<LocalCa> {
+        let dir = data_dir.join("ca");
+        let (cert_path, key_path) = (dir.join("ca.pem"), dir.join("ca-key.pem"));
+        if !cert_path.exists() || !key_path.exists() {
+            create(&dir, &cert_path, &key_path)?;
+        }
+        let key_pem = std::fs::read_to_string(&key_path)?;
+        let cert_pem = std::fs::read_to_string(&cert_path)?;
+        let key = KeyPair::from_pem(&key_pem).map_err(other)?;
+        let issuer = Issuer::from_ca_cert_pem(&cert_pem, key).map_err(other)?;
+        Ok(LocalCa {
+            cert_path,
+            key_path,
+            issuer,
+        })
+    }
+
+    /// Signs a leaf for `names` (DNS names or IP addresses) and writes it to `dir/FILE.pem`
+    /// and `dir/FILE-key.pem` (mode 0600), `FILE` being the first name.
+    pub fn issue(&self, names: &[String], dir: &Path) -> io::Result<Leaf> {
+        let first = names
+            .first()
+            .ok_or_else(|| io::Error::other("a certificate needs at least one name"))?;
+        let mut params = CertificateParams::default();
+        params.subject_alt_names = names
+            .iter()
+            .map(|name| match name.parse::<IpAddr>() {
+                Ok(ip) => Ok(SanType::IpAddress(ip)),
+                Err(_) => name.clone().try_into().map(SanType::DnsName).map_err(other),
+            })
+            .collect::<io::Result<_>>()?;
+        params
+            .distinguished_name
+            .push(DnType::CommonName, first.as_str());
+        params.distinguished_name.push(
+            DnType::OrganizationName,
+            "portico local development certificate",
+        );
+        params.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        let now = time_now();
+        params.not_before = now - time::Duration::hours(1);
+        params.not_after = now + time::Duration::days(825);
+        let key = KeyPair::generate().map_err(other)?;
+        let cert = params.signed_by(&key, &self.issuer).map_err(other)?;
+        std::fs::create_dir_all(dir)?;
+        let file = first.replace(['*', ':', '/'], "_");
+        let leaf = Leaf {
+            cert_path: dir.join(format!("{file}.pem")),
+            key_path: dir.join(format!("{file}-key.pem")),
+        };
+        write_whole(&leaf.cert_path, cert.pem().as_bytes(), 0o644)?;
+        write_whole(&leaf.key_path, key.serialize_pem().as_bytes(), 0o600)?;
+        Ok(leaf)
+    }
+}
+
+/// How to make clients trust the CA.
+pub fn trust_hint(ca: &LocalCa) -> String {
+    let path = ca.cert_path.display();
+    format!(
+        "To trust the local CA:\n  \
+         system (Debian/Ubuntu): sudo cp {path} /usr/local/share/ca-certificates/portico-local-ca.crt && sudo update-ca-certificates\n  \
+         curl: curl --cacert {path} https://localhost:8443/\n  \
+         Firefox/Chromium: import {path} as an authority in the certificate settings\n"
+    )
+}
+
+fn create(dir: &Path, cert_path: &Path, key_path: &Path) -> io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    let mut params = CertificateParams::default();
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    let owner = std::env::var("USER").unwrap_or_else(|_| "portico".to_string());
+    params
+        .distinguished_name
+        .push(DnType::CommonName, format!("portico local CA ({owner})"));
+    params
+        .distinguished_name
+        .push(DnType::OrganizationName, "portico local development CA");
+    let now = time_now();
+    params.not_before = now - time::Duration::hours(1);
+    params.not_after = now + time::Duration::days(3650);
+    let key = KeyPair::generate().map_err(other)?;
+    let cert = params.self_signed(&key).map_err(other)?;
+    write_whole(key_path, key.serialize_pem().as_bytes(), 0o600)?;
+    write_whole(cert_path, cert.pem().as_bytes(), 0o644)
+}
+
+/// Writes `bytes` to a temporary name with `mode`, then renames it over `path`.
+fn write_whole(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+fn time_now() -> time::OffsetDateTime {
+    time::OffsetDateTime::now_utc()
+}
+
+fn other(e: impl std::fmt::Display) -> io::Error {
+    io::Error::other(e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ca_is_made_once_with_a_private_key_and_signs_leaves_that_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = LocalCa::open_or_create(dir.path()).unwrap();
+        let mode = std::fs::metadata(&ca.key_path)
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let first = std::fs::read(&ca.cert_path).unwrap();
+        let again = LocalCa::open_or_create(dir.path()).unwrap();
+        assert_eq!(std::fs::read(&again.cert_path).unwrap(), first, "made once");
+        let leaf = again
+            .issue(
+                &["localhost".to_string(), "127.0.0.1".to_string()],
+                &dir.path().join("certs"),
+            )
+            .unwrap();
+        let pair = super::super::load_pair(&leaf.cert_path, &leaf.key_path).unwrap();
+        assert_eq!(
+            super::super::certs::names(pair.end_entity_cert().unwrap()),
+            ["localhost"]
+        );
+        let mode = std::fs::metadata(&leaf.key_path)
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+}

@@ -268,6 +268,9 @@ fn the_readme_reference_parses_and_resolves() {
                 .unwrap();
             std::fs::write(dir.path().join(cert), made.pem()).unwrap();
             std::fs::write(dir.path().join(key), pair.serialize_pem()).unwrap();
+            if let Some(client_ca) = file("client_ca") {
+                std::fs::write(dir.path().join(client_ca), made.pem()).unwrap();
+            }
         }
     }
     let path = dir.path().join("portico.toml");

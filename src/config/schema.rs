@@ -155,6 +155,9 @@ pub struct SiteTls {
     /// Answer plain-HTTP requests with a redirect to the site's HTTPS address: 301 for GET and
     /// HEAD, 308 for other methods. Default false.
     pub redirect_http: Option<bool>,
+    /// Require a client certificate issued by one of the CAs in this PEM file (mTLS); the
+    /// handshake fails without one. Default: no client certificate asked.
+    pub client_ca: Option<Spanned<PathBuf>>,
 }
 
 /// `[[site.route]]`: a path match, the methods it allows, and exactly one handler table:

@@ -142,10 +142,21 @@ pub async fn serve(
 /// An HTTPS connection: the handshake (within `client_header_timeout`), then HTTP/2 or
 /// HTTP/1.1 as ALPN chose. TLS connections keep their hyper connection for their whole life
 /// (no parking, no express lane, no `sendfile`: the bytes must be encrypted in user space).
-async fn serve_tls(stream: TcpStream, acceptor: tokio_rustls::TlsAcceptor, ctx: Arc<ConnCtx>) {
+async fn serve_tls(stream: TcpStream, tls: Arc<crate::tls::ListenerTls>, ctx: Arc<ConnCtx>) {
     let limits = &ctx.shared.limits;
+    // The client's hello first: its server name picks the site's configuration (certificate,
+    // client certificates), then the handshake goes on with it.
+    let handshake = async {
+        let start =
+            tokio_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), stream)
+                .await?;
+        let config = tls
+            .config_for(start.client_hello().server_name())
+            .ok_or_else(|| std::io::Error::other("no certificate for that name"))?;
+        start.into_stream(config).await
+    };
     let handshake = tokio::select! {
-        done = tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream)) => done,
+        done = tokio::time::timeout(limits.header_read_timeout, handshake) => done,
         _ = ctx.shared.idle_close() => return,
     };
     let tls = match handshake {

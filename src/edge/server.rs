@@ -47,8 +47,8 @@ pub struct Shared {
     /// The listeners as configured, and (once started) the addresses they are bound to.
     pub configured: Vec<SocketAddr>,
     pub bound: std::sync::OnceLock<Vec<SocketAddr>>,
-    /// For each listener, the TLS acceptor when it is an HTTPS listener.
-    pub tls: Vec<Option<tokio_rustls::TlsAcceptor>>,
+    /// For each listener, its sites' TLS configurations when it is an HTTPS listener.
+    pub tls: Vec<Option<Arc<crate::tls::ListenerTls>>>,
     /// This worker's counters in the shared-memory region, when there is one.
     pub counters: Option<Counters>,
     /// The drain is polite (reload, QUIT): idle keep-alive connections stay open for a grace
@@ -160,11 +160,7 @@ impl Server {
             counters,
             configured: settings.listeners.clone(),
             bound: std::sync::OnceLock::new(),
-            tls: settings
-                .tls
-                .iter()
-                .map(|config| config.clone().map(tokio_rustls::TlsAcceptor::from))
-                .collect(),
+            tls: settings.tls.clone(),
             polite: AtomicBool::new(false),
         });
         Server {

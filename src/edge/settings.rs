@@ -16,7 +16,7 @@ pub struct Settings {
     /// Addresses to listen on, each with the sites reachable through it.
     pub listeners: Vec<SocketAddr>,
     /// For each listener (same index), its TLS configuration when it is an HTTPS listener.
-    pub tls: Vec<Option<Arc<rustls::ServerConfig>>>,
+    pub tls: Vec<Option<Arc<crate::tls::ListenerTls>>>,
     /// Sites in configuration order; a site names the listeners it is reachable through.
     pub sites: Vec<Site>,
     /// Limits and timeouts that protect the server from clients.

@@ -16,15 +16,59 @@ use std::sync::Arc;
 use rustls::ServerConfig;
 
 pub use certs::{CertError, load_pair};
-pub use sni::SniResolver;
+pub use sni::{SniMap, SniResolver};
 
-/// The server configuration of one HTTPS listener.
+/// One HTTPS listener: each site's TLS configuration, chosen by the name in the client's
+/// hello (SNI) before the handshake goes on, so that sites may differ in more than their
+/// certificate (client certificates).
+#[derive(Debug)]
+pub struct ListenerTls {
+    pub sites: SniMap<Arc<ServerConfig>>,
+}
+
+impl ListenerTls {
+    /// The configuration for a client that asked for `name`.
+    pub fn config_for(&self, name: Option<&str>) -> Option<Arc<ServerConfig>> {
+        self.sites.pick(name)
+    }
+}
+
+/// The server configuration of one site: its certificate, and when `client_roots` is given,
+/// a required client certificate issued by one of them (mTLS).
+pub fn site_config(
+    key: Arc<rustls::sign::CertifiedKey>,
+    client_roots: Option<Arc<rustls::RootCertStore>>,
+) -> Result<Arc<ServerConfig>, rustls::Error> {
+    let mut single = SniResolver::default();
+    single.set_default(key);
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let builder = ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?;
+    let builder = match client_roots {
+        Some(roots) => {
+            let verifier =
+                rustls::server::WebPkiClientVerifier::builder_with_provider(roots, provider)
+                    .build()
+                    .map_err(|e| rustls::Error::General(e.to_string()))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    finish(builder.with_cert_resolver(Arc::new(single)))
+}
+
+/// The server configuration of one HTTPS listener with every certificate (SNI).
 pub fn server_config(resolver: SniResolver) -> Result<Arc<ServerConfig>, rustls::Error> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut config = ServerConfig::builder_with_provider(provider)
+    let config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
         .with_no_client_auth()
         .with_cert_resolver(Arc::new(resolver));
+    finish(config)
+}
+
+/// ALPN, tickets and the session cache, common to every configuration.
+fn finish(mut config: ServerConfig) -> Result<Arc<ServerConfig>, rustls::Error> {
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     config.ticketer = rustls::crypto::aws_lc_rs::Ticketer::new()?;
     config.session_storage = rustls::server::ServerSessionMemoryCache::new(4096);

@@ -8,19 +8,33 @@ use std::sync::Arc;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 
-/// The certificates of one HTTPS listener, by name.
-#[derive(Debug, Default)]
-pub struct SniResolver {
-    exact: HashMap<String, Arc<CertifiedKey>>,
-    /// (`.example.com`, key), longest suffix first.
-    suffixes: Vec<(String, Arc<CertifiedKey>)>,
-    default: Option<Arc<CertifiedKey>>,
+/// What one HTTPS listener has for each name: a certificate, or a site's whole TLS
+/// configuration.
+#[derive(Debug)]
+pub struct SniMap<T> {
+    exact: HashMap<String, T>,
+    /// (`.example.com`, value), longest suffix first.
+    suffixes: Vec<(String, T)>,
+    default: Option<T>,
 }
 
-impl SniResolver {
+/// The certificates of one HTTPS listener, by name.
+pub type SniResolver = SniMap<Arc<CertifiedKey>>;
+
+impl<T> Default for SniMap<T> {
+    fn default() -> Self {
+        SniMap {
+            exact: HashMap::new(),
+            suffixes: Vec::new(),
+            default: None,
+        }
+    }
+}
+
+impl<T: Clone> SniMap<T> {
     /// Serves `key` for `name` (`example.com` or `*.example.com`); the first one added for a
     /// name wins.
-    pub fn add(&mut self, name: &str, key: Arc<CertifiedKey>) {
+    pub fn add(&mut self, name: &str, key: T) {
         let name = name.to_ascii_lowercase();
         if let Some(suffix) = name.strip_prefix('*') {
             if !self.suffixes.iter().any(|(s, _)| s == suffix) {
@@ -33,13 +47,13 @@ impl SniResolver {
         }
     }
 
-    /// The certificate for clients that name no known host (or none at all).
-    pub fn set_default(&mut self, key: Arc<CertifiedKey>) {
+    /// What clients get that name no known host (or none at all).
+    pub fn set_default(&mut self, key: T) {
         self.default = Some(key);
     }
 
-    /// The certificate for `name`.
-    pub fn pick(&self, name: Option<&str>) -> Option<Arc<CertifiedKey>> {
+    /// What `name` gets.
+    pub fn pick(&self, name: Option<&str>) -> Option<T> {
         let found = name.and_then(|name| {
             let name = name.trim_end_matches('.').to_ascii_lowercase();
             self.exact.get(&name).cloned().or_else(|| {
@@ -55,7 +69,7 @@ impl SniResolver {
     }
 }
 
-impl ResolvesServerCert for SniResolver {
+impl ResolvesServerCert for SniMap<Arc<CertifiedKey>> {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         self.pick(hello.server_name())
     }

@@ -510,3 +510,80 @@ async fn the_local_ca_makes_certificates_a_client_can_trust() {
         "the CA is made once"
     );
 }
+
+#[tokio::test]
+async fn a_site_can_require_client_certificates_from_its_ca() {
+    let ca = Ca::new();
+    let work = WorkDir::new();
+    ca.issue(&work, "a", &["a.test"], 1);
+    ca.issue(&work, "b", &["b.test", "*.b.test"], 2);
+    ca.issue(&work, "c", &["c.test"], 3);
+    ca.issue(&work, "client", &["client.test"], 4);
+    work.write("clients-ca.pem", &ca.pem);
+    let extra = r#"
+[[site]]
+name = "c"
+hosts = ["c.test"]
+listen_tls = ["127.0.0.2:0"]
+[site.tls]
+cert = "c.pem"
+key = "c-key.pem"
+client_ca = "clients-ca.pem"
+[[site.route]]
+respond = { body = "site c\n" }
+"#;
+    let server = Server::start(work, &site_config(extra));
+    let addr = https_addr(&server);
+    let roots = {
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(CertificateDer::from_pem_slice(ca.pem.as_bytes()).unwrap())
+            .unwrap();
+        roots
+    };
+    let provider = || Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    // With a client certificate from the CA: served.
+    let chain = vec![
+        CertificateDer::from_pem_slice(&std::fs::read(server.work().join("client.pem")).unwrap())
+            .unwrap(),
+    ];
+    let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(
+        &std::fs::read(server.work().join("client-key.pem")).unwrap(),
+    )
+    .unwrap();
+    let with_cert = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots.clone())
+        .with_client_auth_cert(chain, key)
+        .unwrap();
+    let mut tls = connect(&TlsConnector::from(Arc::new(with_cert)), addr, "c.test").await;
+    let (head, body) = request(&mut tls, "GET / HTTP/1.1\r\nHost: c.test\r\n\r\n").await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(body, b"site c\n");
+
+    // Without one: refused (at the handshake, or by the alert that follows it in TLS 1.3).
+    let without = ca.client(&[&rustls::version::TLS13], &[b"http/1.1"]);
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let refused = match without
+        .connect(ServerName::try_from("c.test").unwrap(), tcp)
+        .await
+    {
+        Err(_) => true,
+        Ok(mut tls) => {
+            let _ = tls
+                .write_all(b"GET / HTTP/1.1\r\nHost: c.test\r\n\r\n")
+                .await;
+            let mut buf = [0u8; 64];
+            matches!(
+                tokio::time::timeout(Duration::from_secs(5), tls.read(&mut buf)).await,
+                Ok(Err(_)) | Ok(Ok(0))
+            )
+        }
+    };
+    assert!(refused, "a client without a certificate was served");
+    // The other sites on the same port ask for none.
+    let mut tls = connect(&without, addr, "a.test").await;
+    let (head, _) = request(&mut tls, "GET / HTTP/1.1\r\nHost: a.test\r\n\r\n").await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+}

@@ -17,7 +17,7 @@ use crate::tls;
 /// configuration when it is an HTTPS listener.
 pub(super) struct Listeners {
     pub addrs: Vec<SocketAddr>,
-    pub tls: Vec<Option<Arc<rustls::ServerConfig>>>,
+    pub tls: Vec<Option<Arc<tls::ListenerTls>>>,
 }
 
 /// All sites, and the listeners.
@@ -58,7 +58,7 @@ fn listener_tls(
     cx: &mut Context<'_>,
     addr: SocketAddr,
     sites: &[Placed],
-) -> Option<Arc<rustls::ServerConfig>> {
+) -> Option<Arc<tls::ListenerTls>> {
     let on: Vec<&Placed> = sites
         .iter()
         .filter(|p| p.site.listen.contains(&addr))
@@ -79,29 +79,36 @@ fn listener_tls(
         );
         return None;
     }
-    let mut resolver = tls::SniResolver::default();
+    let mut sites = tls::SniMap::default();
+    let mut configs = Vec::new();
     for placed in &secure {
         let key = placed.tls_key.clone()?;
+        let config = match tls::site_config(key, placed.client_roots.clone()) {
+            Ok(config) => config,
+            Err(e) => {
+                cx.report(
+                    None,
+                    Problem::new(format!("TLS for site `{}`: {e}", placed.site.name)),
+                );
+                return None;
+            }
+        };
         for host in &placed.site.hosts {
             match host {
-                HostPattern::Exact(name) => resolver.add(name, key.clone()),
-                HostPattern::Suffix(suffix) => resolver.add(&format!("*{suffix}"), key.clone()),
+                HostPattern::Exact(name) => sites.add(name, config.clone()),
+                HostPattern::Suffix(suffix) => sites.add(&format!("*{suffix}"), config.clone()),
             }
         }
+        configs.push((placed, config));
     }
-    let default = secure
+    let default = configs
         .iter()
-        .find(|p| p.site.default)
-        .or_else(|| secure.iter().find(|p| p.site.hosts.is_empty()))
-        .unwrap_or(&secure[0]);
-    resolver.set_default(default.tls_key.clone()?);
-    match tls::server_config(resolver) {
-        Ok(config) => Some(config),
-        Err(e) => {
-            cx.report(None, Problem::new(format!("TLS for {addr}: {e}")));
-            None
-        }
-    }
+        .find(|(p, _)| p.site.default)
+        .or_else(|| configs.iter().find(|(p, _)| p.site.hosts.is_empty()))
+        .or(configs.first())
+        .map(|(_, config)| config.clone())?;
+    sites.set_default(default);
+    Some(Arc::new(tls::ListenerTls { sites }))
 }
 
 /// A resolved site with the spans the checks across sites point at.
@@ -111,6 +118,8 @@ struct Placed {
     tls_listen: Vec<SocketAddr>,
     /// Its certificate, loaded and checked.
     tls_key: Option<Arc<rustls::sign::CertifiedKey>>,
+    /// The CAs its clients' certificates must come from (mTLS).
+    client_roots: Option<Arc<rustls::RootCertStore>>,
     /// The `listen_tls` key.
     tls_span: Option<Range<usize>>,
     /// The `[[site]]` table.
@@ -146,6 +155,11 @@ fn site(cx: &mut Context<'_>, number: usize, raw: &Spanned<schema::Site>) -> Pla
         }
     }
     let (tls, tls_key) = self::tls(cx, &name, raw.span(), site, &tls_listen);
+    let client_roots = site
+        .tls
+        .as_ref()
+        .and_then(|t| t.get_ref().client_ca.as_ref())
+        .and_then(|ca| client_roots(cx, ca));
     let (hosts, written_hosts) = hosts(cx, &name, site.hosts.as_deref().unwrap_or_default());
     let routes = site
         .route
@@ -164,6 +178,7 @@ fn site(cx: &mut Context<'_>, number: usize, raw: &Spanned<schema::Site>) -> Pla
         },
         tls_listen,
         tls_key,
+        client_roots,
         tls_span: site.listen_tls.as_ref().map(Spanned::span),
         span: raw.span(),
         default_span: site.default.as_ref().map(Spanned::span),
@@ -223,6 +238,36 @@ fn addresses(cx: &mut Context<'_>, raw: &Spanned<Vec<Spanned<String>>>) -> Vec<S
         }
     }
     addrs
+}
+
+/// `client_ca`: the CA certificates a client's certificate must chain to.
+fn client_roots(
+    cx: &mut Context<'_>,
+    raw: &Spanned<std::path::PathBuf>,
+) -> Option<Arc<rustls::RootCertStore>> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let path = cx.folder().join(raw.get_ref());
+    let pem = match std::fs::read(&path) {
+        Ok(pem) => pem,
+        Err(e) => {
+            cx.error(raw.span(), format!("cannot read {}: {e}", path.display()));
+            return None;
+        }
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(&pem).filter_map(Result::ok) {
+        let _ = roots.add(cert);
+    }
+    if roots.is_empty() {
+        cx.error_with_hint(
+            raw.span(),
+            format!("{} holds no usable PEM CA certificate", path.display()),
+            "client_ca names the certificate(s) of the CA that issues client certificates",
+        );
+        return None;
+    }
+    Some(Arc::new(roots))
 }
 
 /// `[site.tls]`: the HTTPS policy and the loaded certificate. A site with `listen_tls` needs

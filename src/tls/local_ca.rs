@@ -3,8 +3,9 @@
 //! certificates for the names given (`portico cert`, the demo's HTTPS listener, `--tls-local`).
 //! Clients trust it once (see [`trust_hint`]) and then every leaf it signs.
 //!
-//! Keys are ECDSA P-256. The CA is valid for 10 years, leaves for 825 days (the longest
-//! lifetime browsers accept for a leaf). Files are written whole (a temporary name, then
+//! Keys are ECDSA P-256. The CA is valid for 10 years, leaves for 825 days from an hour before
+//! they are made (the longest lifetime browsers accept for a leaf). Leaves carry no CRL or OCSP
+//! address (as mkcert's): revocation of a development CA's leaves is deleting the CA. Files are written whole (a temporary name, then
 //! rename), so a reader never sees half a key.
 
 use std::io;
@@ -77,7 +78,8 @@ impl LocalCa {
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         let now = time_now();
         params.not_before = now - time::Duration::hours(1);
-        params.not_after = now + time::Duration::days(825);
+        // 825 days in all, the not-before margin included.
+        params.not_after = params.not_before + time::Duration::days(825);
         let key = KeyPair::generate().map_err(other)?;
         let cert = params.signed_by(&key, &self.issuer).map_err(other)?;
         std::fs::create_dir_all(dir)?;

@@ -1,7 +1,8 @@
 //! HTTPS: certificates from PEM files checked at load ([`certs`]), the certificate for each
 //! connection chosen by SNI ([`sni`]), and the rustls server configuration of an HTTPS
 //! listener: TLS 1.2 and 1.3 only (rustls supports nothing older), its default modern cipher
-//! suites (AEAD only, forward secrecy, X25519MLKEM768 first), ALPN `h2` then `http/1.1`, and
+//! suites in the server's order (AEAD only, forward secrecy, X25519MLKEM768 first), ALPN `h2`
+//! then `http/1.1`, and
 //! session resumption by tickets whose key rotates (every 6 hours) plus a session cache.
 //!
 //! Called by `config` (loading and checking, so `portico check` reports a bad pair with its
@@ -70,6 +71,9 @@ pub fn server_config(resolver: SniResolver) -> Result<Arc<ServerConfig>, rustls:
 /// ALPN, tickets and the session cache, common to every configuration.
 fn finish(mut config: ServerConfig) -> Result<Arc<ServerConfig>, rustls::Error> {
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    // The server's cipher suite order (AES-GCM and ChaCha20 AEADs, strongest first) wins over
+    // the client's: testssl rates a client-chosen order as a finding.
+    config.ignore_client_order = true;
     config.ticketer = rustls::crypto::aws_lc_rs::Ticketer::new()?;
     config.session_storage = rustls::server::ServerSessionMemoryCache::new(4096);
     Ok(Arc::new(config))

@@ -226,10 +226,16 @@ where
                     return;
                 }
                 let finished = ctx.state.finished.load(Ordering::Relaxed);
+                // A polite drain gives an idle connection the same grace as a parked one.
+                let idle_limit = if ctx.shared.drain.is_cancelled() {
+                    super::server::POLITE_GRACE.min(limits.keepalive_timeout)
+                } else {
+                    limits.keepalive_timeout
+                };
                 if !ctx.state.is_idle() || finished != finished_seen {
                     idle_since = tokio::time::Instant::now();
                     finished_seen = finished;
-                } else if !stopping && idle_since.elapsed() >= limits.keepalive_timeout {
+                } else if !stopping && idle_since.elapsed() >= idle_limit {
                     stopping = true;
                     conn.as_mut().graceful_shutdown();
                 }

@@ -439,8 +439,11 @@ impl Master {
         counters::retire(&self.region, worker.slot);
         self.free_slots.push_back(worker.slot);
         let code = status.code();
+        // The exit code of the master's own stop (a drained generation of a reload does not
+        // count: its idle connections may have outlived `shutdown_timeout` harmlessly).
         if let Some(code) = code
             && worker.stopping.is_some()
+            && self.stopping.is_some()
         {
             self.worst_exit = self
                 .worst_exit

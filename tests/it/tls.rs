@@ -365,6 +365,10 @@ async fn a_new_certificate_is_picked_up_on_hup_without_dropping_an_open_connecti
     let connector = ca.client(&[&rustls::version::TLS13], &[b"http/1.1"]);
     let mut open = connect(&connector, addr, "a.test").await;
     assert_eq!(peer_serial(&open), vec![1]);
+    // Another connection that stays idle through the reload.
+    let mut idle = connect(&connector, addr, "a.test").await;
+    let (head, _) = request(&mut idle, "GET / HTTP/1.1\r\nHost: a.test\r\n\r\n").await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     let (head, _) = request(&mut open, "GET / HTTP/1.1\r\nHost: a.test\r\n\r\n").await;
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
 
@@ -387,6 +391,25 @@ async fn a_new_certificate_is_picked_up_on_hup_without_dropping_an_open_connecti
     let (head, body) = request(&mut open, "GET /after HTTP/1.1\r\nHost: a.test\r\n\r\n").await;
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     assert_eq!(body, b"site a\n");
+    // The idle one is closed by its draining worker after the grace (5 s), which then exits:
+    // one worker left, and the master's own stop is clean.
+    // (8 s: before `shutdown_timeout`, 10 s, would end it anyway.)
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(8);
+    while server.worker_pids().len() > 1 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the old worker still runs 8 s after HUP: {:?}",
+            server.worker_pids()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut buf = [0u8; 16];
+    let closed = tokio::time::timeout(Duration::from_secs(2), idle.read(&mut buf)).await;
+    assert!(matches!(closed, Ok(Ok(0)) | Ok(Err(_))), "{closed:?}");
+    let mut server = server;
+    server.signal(libc::SIGTERM);
+    let status = server.wait_exit(Duration::from_secs(10)).await;
+    assert_eq!(status.code(), Some(0));
 }
 
 #[tokio::test]

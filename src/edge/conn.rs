@@ -187,24 +187,9 @@ where
 {
     let limits = &ctx.shared.limits;
     let clock = Arc::new(HeadClock::new());
-    let mut gate = Gate::new(
-        io,
-        HeadLimits {
-            max_head_bytes: limits.max_header_bytes,
-            max_headers: limits.max_headers,
-            max_uri_bytes: limits.max_uri_bytes,
-        },
-        clock.clone(),
-    );
+    let mut gate = Gate::new(io, head_limits(limits), clock.clone());
     gate.set_counters(ctx.shared.counters.clone());
-    let mut builder = http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(None)
-        .max_buf_size(limits.max_header_bytes.max(8192) + 8192)
-        .max_headers(limits.max_headers)
-        .keep_alive(true)
-        .half_close(true);
+    let builder = http1_builder(limits);
     let service = Service {
         ctx: ctx.clone(),
         zero_copy: false,
@@ -310,18 +295,14 @@ impl ConnCtx {
 /// The HTTP/1 keep-alive cycle: bursts of requests on a hyper connection, parked in between.
 async fn serve_h1(stream: TcpStream, ctx: Arc<ConnCtx>) -> Ended {
     let limits = &ctx.shared.limits;
-    let head_limits = HeadLimits {
-        max_head_bytes: limits.max_header_bytes,
-        max_headers: limits.max_headers,
-        max_uri_bytes: limits.max_uri_bytes,
-    };
+    let gate_limits = head_limits(limits);
     let clock = Arc::new(HeadClock::new());
     let mut gate = Gate::new(
         WriteTimeout::new(
             Sendfile::new(stream, ctx.sendfile.clone()),
             limits.send_timeout,
         ),
-        head_limits,
+        gate_limits,
         clock.clone(),
     );
     gate.set_counters(ctx.shared.counters.clone());
@@ -448,20 +429,7 @@ async fn serve_h1_burst(mut gate: Io, ctx: &Arc<ConnCtx>, clock: &HeadClock) -> 
     gate.hand_over();
     gate.set_probe(Some(express::probe(ctx.clone())));
     let tick = watchdog_tick(limits);
-    let mut builder = http1::Builder::new();
-    // No hyper header timer: hyper arms one (30 s by default once a timer is set) for every
-    // request head, a boxed sleep registered and cancelled per request; the watchdog enforces
-    // `client_header_timeout` instead.
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(None)
-        .max_buf_size(limits.max_header_bytes.max(8192) + 8192)
-        .max_headers(limits.max_headers)
-        .keep_alive(true)
-        // A client may shut its write side after its request and wait for the answer (RFC
-        // 9112 §9.6 lets it); without this hyper drops the request at the end of input.
-        // The connection still closes after the answer: nothing more can be read.
-        .half_close(true);
+    let builder = http1_builder(limits);
     let service = Service {
         ctx: ctx.clone(),
         zero_copy: true,
@@ -507,6 +475,34 @@ async fn serve_h1_burst(mut gate: Io, ctx: &Arc<ConnCtx>, clock: &HeadClock) -> 
             tracing::debug!(peer = %ctx.peer, error = %e, "HTTP/1 connection ended with an error");
             None
         }
+    }
+}
+
+/// hyper's HTTP/1 settings for every connection.
+fn http1_builder(limits: &Limits) -> http1::Builder {
+    let mut builder = http1::Builder::new();
+    // No hyper header timer: hyper arms one (30 s by default once a timer is set) for every
+    // request head, a boxed sleep registered and cancelled per request; the watchdog enforces
+    // `client_header_timeout` instead.
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(None)
+        .max_buf_size(limits.max_header_bytes.max(8192) + 8192)
+        .max_headers(limits.max_headers)
+        .keep_alive(true)
+        // A client may shut its write side after its request and wait for the answer (RFC
+        // 9112 §9.6 lets it); without this hyper drops the request at the end of input.
+        // The connection still closes after the answer: nothing more can be read.
+        .half_close(true);
+    builder
+}
+
+/// The gate's limits from the configured ones.
+fn head_limits(limits: &Limits) -> HeadLimits {
+    HeadLimits {
+        max_head_bytes: limits.max_header_bytes,
+        max_headers: limits.max_headers,
+        max_uri_bytes: limits.max_uri_bytes,
     }
 }
 

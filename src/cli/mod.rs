@@ -17,6 +17,7 @@ use clap::{Parser, Subcommand};
 const EXAMPLES: &str = "\
 Examples:
   portico serve                                  run the built-in demo on http://127.0.0.1:8080
+                                                 and https://localhost:8443
   portico serve -c portico.toml                  run what a configuration file names
   portico check -c portico.toml                  validate a configuration, every error with its line
   portico file-server --root ./public            serve a folder on http://127.0.0.1:8080

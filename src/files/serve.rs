@@ -46,7 +46,7 @@ use super::path::{self, Kind};
 use super::{Error, Settings, cache, listing};
 use crate::http::compress::{self, Coding};
 use crate::http::conditional::{self, EntityTag, Outcome, Validators};
-use crate::http::range::{self, Ranges};
+use crate::http::range::{self, ByteRange, Ranges};
 use crate::http::reader::ReaderBody;
 use crate::http::{Body, error_page};
 
@@ -325,6 +325,18 @@ async fn file_response(
                 stream(file, start, count).await?
             }
         }
+        Plan::Multipart {
+            ref parts, ref end, ..
+        } if req.method != Method::HEAD => {
+            // At most MAX_PARTS ranges of a file beyond the cache: read them.
+            let file = Arc::new(file);
+            let mut read = Vec::with_capacity(parts.len());
+            for (_, range) in parts.iter() {
+                read.push(read_whole(file.clone(), range.start, range.len()).await?);
+            }
+            let mut read = read.into_iter();
+            multipart_body(parts, end, |_| read.next().unwrap_or_default())
+        }
         _ => Body::Empty,
     };
     let (status, headers) = plan.into_head();
@@ -349,6 +361,15 @@ pub(super) fn from_memory(req: &Parts, entry: &cache::Entry) -> Response<Body> {
                 }
                 _ => Body::full(bytes),
             }
+        }
+        Plan::Multipart { parts, end, .. } if req.method != Method::HEAD => {
+            let content = &entry.content;
+            multipart_body(parts, end, |r| {
+                content.slice(
+                    (r.start as usize).min(content.len())
+                        ..((r.end + 1) as usize).min(content.len()),
+                )
+            })
         }
         _ => Body::Empty,
     };
@@ -457,6 +478,13 @@ enum Plan {
         start: u64,
         count: u64,
     },
+    /// Several ranges (206, `multipart/byteranges`): each part's head, then its bytes.
+    Multipart {
+        headers: HeaderMap,
+        parts: Vec<(Bytes, ByteRange)>,
+        /// The closing delimiter.
+        end: Bytes,
+    },
 }
 
 impl Plan {
@@ -466,8 +494,96 @@ impl Plan {
             Plan::Send {
                 status, headers, ..
             } => (status, headers),
+            Plan::Multipart { headers, .. } => (StatusCode::PARTIAL_CONTENT, headers),
         }
     }
+}
+
+/// At most this many ranges get a `multipart/byteranges` answer; more, or overlapping ones,
+/// get the whole representation (RFC 9110 §14.2 lets a server ignore `Range`, and warns about
+/// many small or overlapping ranges).
+const MAX_PARTS: usize = 16;
+
+/// At most this many bytes of ranges in one multipart answer (they may be read into memory
+/// for files beyond the cache); more get the whole representation, streamed.
+const MAX_PART_BYTES: u64 = 16 * 1024 * 1024;
+
+/// The plan for several satisfiable ranges, or `None` to send the whole representation.
+fn multipart(ranges: &[ByteRange], length: u64, mut headers: HeaderMap) -> Option<Plan> {
+    if ranges.len() > MAX_PARTS {
+        return None;
+    }
+    let mut sorted = ranges.to_vec();
+    sorted.sort_by_key(|r| r.start);
+    if sorted.windows(2).any(|w| w[1].start <= w[0].end)
+        || ranges.iter().map(ByteRange::len).sum::<u64>() > MAX_PART_BYTES
+    {
+        return None;
+    }
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/octet-stream")
+        .to_string();
+    let boundary = boundary();
+    let mut parts = Vec::with_capacity(ranges.len());
+    let mut total = 0u64;
+    for range in ranges {
+        let head = format!(
+            "\r\n--{boundary}\r\nContent-Type: {content_type}\r\nContent-Range: bytes {}-{}/{length}\r\n\r\n",
+            range.start, range.end
+        );
+        total += head.len() as u64 + range.len();
+        parts.push((Bytes::from(head), *range));
+    }
+    let end = Bytes::from(format!("\r\n--{boundary}--\r\n"));
+    total += end.len() as u64;
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_str(&format!("multipart/byteranges; boundary={boundary}")).ok()?,
+    );
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(total));
+    Some(Plan::Multipart {
+        headers,
+        parts,
+        end,
+    })
+}
+
+/// A delimiter that does not occur in the parts' heads and is very unlikely in their bytes
+/// (64 bits from the clock and a counter).
+fn boundary() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!(
+        "portico-{:016x}",
+        nanos.rotate_left(17) ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    )
+}
+
+/// A multipart body: each part's head and bytes (`bytes_of` gives a range's bytes), then the
+/// closing delimiter.
+fn multipart_body(
+    parts: &[(Bytes, ByteRange)],
+    end: &Bytes,
+    mut bytes_of: impl FnMut(&ByteRange) -> Bytes,
+) -> Body {
+    let mut frames = Vec::with_capacity(parts.len() * 2 + 1);
+    for (head, range) in parts {
+        frames.push(head.clone());
+        frames.push(bytes_of(range));
+    }
+    frames.push(end.clone());
+    let stream = futures_util::stream::iter(
+        frames
+            .into_iter()
+            .map(|b| Ok::<_, io::Error>(http_body::Frame::data(b))),
+    );
+    Body::stream(http_body_util::StreamBody::new(stream))
 }
 
 /// Steps 3 to 5: preconditions (304, 412), compression, `Range` (206, 416). An early answer
@@ -503,6 +619,11 @@ fn plan(req: &Parts, rep: &Representation) -> Result<Plan, Response<Body>> {
     } else {
         Ranges::Ignore
     };
+    if let Ranges::Multiple(list) = &ranges
+        && let Some(plan) = multipart(list, length, headers.clone())
+    {
+        return Ok(plan);
+    }
     let (status, start, count) = match ranges {
         Ranges::Ignore | Ranges::Multiple(_) => (StatusCode::OK, 0, length),
         Ranges::Single(range) => {
@@ -1063,10 +1184,94 @@ mod tests {
         assert_eq!(got.header("content-range"), "bytes */12");
     }
 
+    /// The parts of a `multipart/byteranges` body: (Content-Range, bytes).
+    fn parts_of(got: &Got) -> Vec<(String, Vec<u8>)> {
+        let ctype = got.header("content-type");
+        let boundary = ctype
+            .split_once("boundary=")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_else(|| panic!("no boundary in {ctype}"));
+        let find = |hay: &[u8], needle: &[u8], from: usize| {
+            hay[from..]
+                .windows(needle.len())
+                .position(|w| w == needle)
+                .map(|at| at + from)
+        };
+        let body = &got.body[..];
+        let delimiter = format!("\r\n--{boundary}");
+        let closing = format!("\r\n--{boundary}--\r\n");
+        assert!(body.ends_with(closing.as_bytes()), "no closing delimiter");
+        let mut parts = Vec::new();
+        let mut at = 0;
+        while let Some(start) = find(body, delimiter.as_bytes(), at) {
+            let after = start + delimiter.len();
+            if body[after..].starts_with(b"--") {
+                break;
+            }
+            let head_end = find(body, b"\r\n\r\n", after).unwrap();
+            let head = String::from_utf8_lossy(&body[after..head_end]).to_string();
+            let next = find(body, delimiter.as_bytes(), head_end + 4).unwrap();
+            let range = head
+                .lines()
+                .find_map(|l| l.strip_prefix("Content-Range: "))
+                .unwrap()
+                .to_string();
+            parts.push((range, body[head_end + 4..next].to_vec()));
+            at = next;
+        }
+        parts
+    }
+
     #[tokio::test]
-    async fn invalid_and_multiple_ranges_give_the_whole_file() {
+    async fn several_ranges_get_multipart_byteranges_in_the_order_asked() {
         let site = site();
-        for value in ["bytes=5-2", "bytes=0-1,3-4", "pages=1-2"] {
+        for _ in 0..2 {
+            // From disk the first time, from the open-file cache after.
+            let got = get(&site, "/hello.txt", &[("range", "bytes=6-10,0-4")]).await;
+            assert_eq!(got.status, StatusCode::PARTIAL_CONTENT, "{got:#?}");
+            assert!(
+                got.header("content-type")
+                    .starts_with("multipart/byteranges; boundary=")
+            );
+            assert_eq!(got.header("content-length"), got.body.len().to_string());
+            let parts = parts_of(&got);
+            assert_eq!(
+                parts,
+                vec![
+                    ("bytes 6-10/12".to_string(), b"world".to_vec()),
+                    ("bytes 0-4/12".to_string(), b"hello".to_vec()),
+                ]
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn several_ranges_of_a_file_beyond_the_cache_are_read_into_parts() {
+        let site = site();
+        let data = big_file(&site);
+        let got = get(&site, "/big.bin", &[("range", "bytes=0-9,1400000-1400009")]).await;
+        assert_eq!(got.status, StatusCode::PARTIAL_CONTENT);
+        let parts = parts_of(&got);
+        assert_eq!(parts.len(), 2);
+        assert_eq!(parts[1].0, "bytes 1400000-1400009/1500000");
+        assert!(parts[1].1 == data[1_400_000..1_400_010]);
+    }
+
+    #[tokio::test]
+    async fn invalid_overlapping_and_too_many_ranges_give_the_whole_file() {
+        let site = site();
+        // 17 ranges of a 12-byte file, most of them distinct single bytes: over the limit.
+        std::fs::write(site.root.join("abc.txt"), "abcdefghijklmnopqrstuvwxyz").unwrap();
+        let many = format!(
+            "bytes={}",
+            (0..17)
+                .map(|i| format!("{i}-{i}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        let got = get(&site, "/abc.txt", &[("range", &many)]).await;
+        assert_eq!(got.status, StatusCode::OK, "{got:#?}");
+        for value in ["bytes=5-2", "bytes=0-4,3-6", "pages=1-2"] {
             let got = get(&site, "/hello.txt", &[("range", value)]).await;
             assert_eq!(got.status, StatusCode::OK, "{value}: {got:#?}");
             assert_eq!(got.body.len(), 12);

@@ -5,10 +5,11 @@
 //! allowed the range. Pure functions: they never read a body.
 //!
 //! Decisions a successor might undo:
-//! - More than one satisfiable range gives [`Ranges::Multiple`]; `files::serve` answers it
-//!   with the whole representation (200), which RFC 9110 §14.2 allows ("a server MAY ignore the
-//!   Range header field"), rather than `multipart/byteranges`. That also removes the
-//!   many-small-overlapping-ranges amplification RFC 9110 §14.2 warns about.
+//! - More than one satisfiable range gives [`Ranges::Multiple`]; `files::serve` answers it with
+//!   `multipart/byteranges` (206) when there are at most 16, none overlapping, of 16 MiB in
+//!   all, and with the whole representation (200) otherwise, which RFC 9110 §14.2 allows ("a
+//!   server MAY ignore the Range header field"); that bounds the many-small-overlapping-ranges
+//!   amplification RFC 9110 §14.2 warns about.
 //! - An empty representation ignores `Range` (200 with an empty body): no byte range of it can
 //!   be written in `Content-Range`, and a 416 for `bytes=0-` on an empty file helps nobody.
 //! - Numbers too large for `u64` saturate: a huge `first-pos` is unsatisfiable, a huge

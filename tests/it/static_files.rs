@@ -683,3 +683,36 @@ async fn a_file_truncated_while_sent_ends_the_connection_early() {
         .await
         .assert_status(200);
 }
+
+/// Several ranges: one `multipart/byteranges` answer, parts in the order asked, each with its
+/// `Content-Range`, framed by the boundary the head names.
+#[tokio::test]
+async fn several_ranges_are_answered_with_multipart_byteranges() {
+    let work = WorkDir::new();
+    let content: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    work.write("public/parts.bin", &content);
+    let server = Server::start(work, CONFIG);
+    let mut conn = RawConn::connect(server.addr()).await;
+    for _ in 0..2 {
+        conn.send("GET /parts.bin HTTP/1.1\r\nHost: a\r\nRange: bytes=299990-,0-9\r\n\r\n")
+            .await;
+        let r = conn.read_response().await;
+        r.assert_status(206);
+        let ctype = r.header("content-type").unwrap().to_string();
+        let boundary = ctype
+            .strip_prefix("multipart/byteranges; boundary=")
+            .unwrap_or_else(|| panic!("{ctype}"));
+        let mut expected = Vec::new();
+        for (start, end) in [(299_990usize, 299_999usize), (0, 9)] {
+            expected.extend_from_slice(
+                format!(
+                    "\r\n--{boundary}\r\nContent-Type: application/octet-stream\r\nContent-Range: bytes {start}-{end}/300000\r\n\r\n"
+                )
+                .as_bytes(),
+            );
+            expected.extend_from_slice(&content[start..=end]);
+        }
+        expected.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        assert!(r.body == expected, "multipart body differs:\n{r}");
+    }
+}

@@ -85,5 +85,36 @@ fn router(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, gate, path, router);
+/// An open-file cache hit: the express lane's lookup, and the main path's whole answer from
+/// memory (headers cloned, body a slice).
+fn cache_hit(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let root = std::fs::canonicalize(dir.path()).expect("canonical root");
+    std::fs::write(root.join("1k.bin"), vec![7u8; 1024]).expect("write the file");
+    let settings = files::Settings::new(root);
+    let parts = http::Request::get("/1k.bin")
+        .body(())
+        .expect("a request")
+        .into_parts()
+        .0;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let first = runtime.block_on(files::serve(&parts, "/1k.bin", &settings));
+    assert_eq!(first.status(), StatusCode::OK);
+    c.bench_function("cache_hit_express_lookup_1k", |b| {
+        b.iter(|| {
+            files::serve::plain_entry(black_box("/1k.bin"), &settings, std::iter::empty())
+                .expect("cached")
+        })
+    });
+    c.bench_function("cache_hit_main_path_answer_1k", |b| {
+        b.iter(|| {
+            files::serve_from_memory(black_box(&parts), "/1k.bin", &settings).expect("cached")
+        })
+    });
+}
+
+criterion_group!(benches, gate, path, router, cache_hit);
 criterion_main!(benches);

@@ -1,9 +1,9 @@
-//! HTTPS: certificates from PEM files checked at load ([`certs`]), the certificate for each
-//! connection chosen by SNI ([`sni`]), and the rustls server configuration of an HTTPS
-//! listener: TLS 1.2 and 1.3 only (rustls supports nothing older), its default modern cipher
-//! suites in the server's order (AEAD only, forward secrecy, X25519MLKEM768 first), ALPN `h2`
-//! then `http/1.1`, and
-//! session resumption by tickets whose key rotates (every 6 hours) plus a session cache.
+//! HTTPS: certificates from PEM files checked at load ([`certs`]), each site's configuration
+//! chosen by SNI ([`sni`]), the local development CA ([`local_ca`]), and the rustls server
+//! configuration of a site: TLS 1.2 and 1.3 only (rustls supports nothing older), its default
+//! modern cipher suites in the server's order (AEAD only, forward secrecy, X25519MLKEM768
+//! first), ALPN `h2` then `http/1.1`, and session resumption by tickets whose key rotates
+//! (every 6 hours) plus a session cache.
 //!
 //! Called by `config` (loading and checking, so `portico check` reports a bad pair with its
 //! file) and by `edge` (the handshake on an HTTPS listener).
@@ -17,7 +17,7 @@ use std::sync::Arc;
 use rustls::ServerConfig;
 
 pub use certs::{CertError, load_pair};
-pub use sni::{SniMap, SniResolver};
+pub use sni::SniMap;
 
 /// One HTTPS listener: each site's TLS configuration, chosen by the name in the client's
 /// hello (SNI) before the handshake goes on, so that sites may differ in more than their
@@ -40,8 +40,6 @@ pub fn site_config(
     key: Arc<rustls::sign::CertifiedKey>,
     client_roots: Option<Arc<rustls::RootCertStore>>,
 ) -> Result<Arc<ServerConfig>, rustls::Error> {
-    let mut single = SniResolver::default();
-    single.set_default(key);
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?;
@@ -55,17 +53,7 @@ pub fn site_config(
         }
         None => builder.with_no_client_auth(),
     };
-    finish(builder.with_cert_resolver(Arc::new(single)))
-}
-
-/// The server configuration of one HTTPS listener with every certificate (SNI).
-pub fn server_config(resolver: SniResolver) -> Result<Arc<ServerConfig>, rustls::Error> {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let config = ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
-        .with_no_client_auth()
-        .with_cert_resolver(Arc::new(resolver));
-    finish(config)
+    finish(builder.with_cert_resolver(Arc::new(rustls::sign::SingleCertAndKey::from(key))))
 }
 
 /// ALPN, tickets and the session cache, common to every configuration.

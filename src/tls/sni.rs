@@ -1,15 +1,10 @@
-//! Choosing the certificate for a handshake by the name the client asked for (SNI): an exact
-//! name, else the longest matching `*.` suffix, else the listener's default certificate (the
-//! default site's, else the first site's). Names are compared without case.
+//! Choosing a site's TLS configuration by the name the client asked for (SNI): an exact
+//! name, else the longest matching `*.` suffix, else the listener's default (the default
+//! site's, else the first site's). Names are compared without case.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
-use rustls::server::{ClientHello, ResolvesServerCert};
-use rustls::sign::CertifiedKey;
-
-/// What one HTTPS listener has for each name: a certificate, or a site's whole TLS
-/// configuration.
+/// What one HTTPS listener has for each name (a site's TLS configuration).
 #[derive(Debug)]
 pub struct SniMap<T> {
     exact: HashMap<String, T>,
@@ -17,9 +12,6 @@ pub struct SniMap<T> {
     suffixes: Vec<(String, T)>,
     default: Option<T>,
 }
-
-/// The certificates of one HTTPS listener, by name.
-pub type SniResolver = SniMap<Arc<CertifiedKey>>;
 
 impl<T> Default for SniMap<T> {
     fn default() -> Self {
@@ -69,25 +61,14 @@ impl<T: Clone> SniMap<T> {
     }
 }
 
-impl ResolvesServerCert for SniMap<Arc<CertifiedKey>> {
-    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        self.pick(hello.server_name())
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
 
-    fn key(name: &str) -> Arc<CertifiedKey> {
-        let pair = rcgen::KeyPair::generate().unwrap();
-        let cert = rcgen::CertificateParams::new(vec![name.to_string()])
-            .unwrap()
-            .self_signed(&pair)
-            .unwrap();
-        let der = rustls_pki_types::PrivateKeyDer::try_from(pair.serialize_der()).unwrap();
-        let signing = rustls::crypto::aws_lc_rs::sign::any_supported_type(&der).unwrap();
-        Arc::new(CertifiedKey::new(vec![cert.der().clone()], signing))
+    fn key(name: &str) -> Arc<str> {
+        Arc::from(name)
     }
 
     #[test]
@@ -99,15 +80,13 @@ mod tests {
             key("*.x.w.test"),
             key("default"),
         );
-        let mut sni = SniResolver::default();
+        let mut sni = SniMap::default();
         sni.add("a.test", a.clone());
         sni.add("B.test", b.clone());
         sni.add("*.w.test", wild.clone());
         sni.add("*.x.w.test", deeper.clone());
         sni.set_default(fallback.clone());
-        let is = |got: Option<Arc<CertifiedKey>>, want: &Arc<CertifiedKey>| {
-            Arc::ptr_eq(&got.unwrap(), want)
-        };
+        let is = |got: Option<Arc<str>>, want: &Arc<str>| Arc::ptr_eq(&got.unwrap(), want);
         assert!(is(sni.pick(Some("a.test")), &a));
         assert!(is(sni.pick(Some("b.TEST.")), &b));
         assert!(is(sni.pick(Some("one.w.test")), &wild));

@@ -47,6 +47,16 @@ pub fn placeholder(len: usize) -> Bytes {
     Bytes::from_static(&PLACEHOLDER[..len.min(PLACEHOLDER_BYTES)])
 }
 
+/// A placeholder that cannot be sent from its file: the file got shorter than its response's
+/// length (or the offer was lost). The promised bytes cannot be sent, and zeros must not be:
+/// the connection ends.
+fn placeholder_without_file() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        "file bytes no longer there (file shorter than its Content-Length); connection closed",
+    )
+}
+
 fn is_placeholder(buf: &[u8]) -> bool {
     let start = PLACEHOLDER.as_ptr() as usize;
     let at = buf.as_ptr() as usize;
@@ -225,12 +235,7 @@ impl AsyncWrite for Sendfile {
             }
         }
         if is_placeholder(buf) {
-            // The file got shorter than its response's length (or the offer was lost): the
-            // promised bytes cannot be sent, and zeros must not be. End the connection.
-            return Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "file shorter than its Content-Length; connection closed",
-            )));
+            return Poll::Ready(Err(placeholder_without_file()));
         }
         // Bytes from memory: nothing held back any more.
         this.cork(false);
@@ -243,25 +248,21 @@ impl AsyncWrite for Sendfile {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        match bufs.iter().position(|b| this.hint.find(b).is_some()) {
+        let file_at = bufs.iter().position(|b| this.hint.find(b).is_some());
+        // What goes out from memory: everything before the file's part.
+        let from_memory = &bufs[..file_at.unwrap_or(bufs.len())];
+        if from_memory.iter().any(|b| is_placeholder(b)) {
+            return Poll::Ready(Err(placeholder_without_file()));
+        }
+        match file_at {
             // The file's part first in line: send it alone, from the file.
             Some(0) => Pin::new(this).poll_write(cx, &bufs[0]),
-            Some(i) if bufs[..i].iter().any(|b| is_placeholder(b)) => {
-                Poll::Ready(Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "placeholder bytes without their file; connection closed",
-                )))
-            }
             // The response head before it: corked, so it goes out in one segment with the
             // file's first bytes; the file's part goes in the next call.
-            Some(i) => {
+            Some(_) => {
                 this.cork(true);
-                Pin::new(&mut this.io).poll_write_vectored(cx, &bufs[..i])
+                Pin::new(&mut this.io).poll_write_vectored(cx, from_memory)
             }
-            None if bufs.iter().any(|b| is_placeholder(b)) => Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "placeholder bytes without their file; connection closed",
-            ))),
             None => {
                 this.cork(false);
                 Pin::new(&mut this.io).poll_write_vectored(cx, bufs)

@@ -182,20 +182,11 @@ fn finish(
 
 /// The `Strict-Transport-Security` value of the request's site (HTTPS only).
 fn hsts(ctx: &ConnCtx, req: &Request<Incoming>) -> Option<HeaderValue> {
-    let host = || {
-        req.uri()
-            .authority()
-            .map(|a| a.as_str())
-            .or_else(|| {
-                req.headers()
-                    .get(header::HOST)
-                    .and_then(|v| v.to_str().ok())
-            })
-            .and_then(super::router::host_name)
-    };
     ctx.shared
         .router
-        .site_for(ctx.listener, host)
+        .site_for(ctx.listener, || {
+            super::router::host_of(req.uri(), req.headers())
+        })
         .and_then(|site| site.hsts.clone())
 }
 

@@ -213,9 +213,13 @@ fn compile_route(route: &Route) -> CompiledRoute {
 /// The host a request names: `Host` (HTTP/1) or the authority (HTTP/2), lower-case, without
 /// port or trailing dot. Borrowed when the request already wrote it that way (the usual case).
 pub fn request_host(parts: &http::request::Parts) -> Option<Cow<'_, str>> {
-    let raw = parts.uri.authority().map(|a| a.as_str()).or_else(|| {
-        parts
-            .headers
+    host_of(&parts.uri, &parts.headers)
+}
+
+/// [`request_host`] from a request's target and fields.
+pub fn host_of<'a>(uri: &'a http::Uri, headers: &'a http::HeaderMap) -> Option<Cow<'a, str>> {
+    let raw = uri.authority().map(|a| a.as_str()).or_else(|| {
+        headers
             .get(http::header::HOST)
             .and_then(|v| v.to_str().ok())
     })?;

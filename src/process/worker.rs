@@ -79,9 +79,11 @@ async fn serve(
             return exit::code(exit::FAILURE);
         }
     };
+    // Bound addresses (port 0 resolved), one per listener so indexes match `edge.tls`.
     let addrs: Vec<_> = listeners
         .iter()
-        .filter_map(|l| l.local_addr().ok())
+        .zip(&config.edge.listeners)
+        .map(|(l, configured)| l.local_addr().unwrap_or(*configured))
         .collect();
     let server = Server::new(&config.edge, access_log, counters);
     if let Err(e) = server.start(listeners) {

@@ -211,8 +211,20 @@ async fn connections_over_max_connections_get_503() {
 
 #[tokio::test]
 async fn requests_over_max_requests_in_flight_get_503() {
-    let server = Server::start(WorkDir::new(), &config("max_requests_in_flight = 1"));
+    // A static route too: a plain GET of a cached file (the express lane's kind) is refused
+    // as well while the slot is taken.
+    let work = WorkDir::new();
+    work.write("public/cached.txt", "cached\n");
+    let statics = "\n[[site.route]]\nprefix = \"/files/\"\n[site.route.static]\nroot = \"public\"\nstrip_prefix = true\n";
+    let server = Server::start(
+        work,
+        &format!("{}{statics}", config("max_requests_in_flight = 1")),
+    );
     let addr = server.addr();
+    let cached = get_request("/files/cached.txt");
+    for _ in 0..2 {
+        exchange(addr, &cached).await.assert_status(200);
+    }
     // A request held in flight: its body is only half sent, and `respond` drains bodies.
     // `100 Continue` is the proof that it was admitted and its handler is reading the body
     // (polling instead would race: a probe in flight could take the slot first).
@@ -224,12 +236,14 @@ async fn requests_over_max_requests_in_flight_get_503() {
     slow.read_response().await.assert_status(100);
     slow.send("hello").await;
 
-    let r = exchange(addr, get_request("/")).await;
-    r.assert_status(503);
-    assert!(
-        r.header("retry-after").is_some(),
-        "503 without Retry-After\n{r}"
-    );
+    for target in [get_request("/"), cached.clone()] {
+        let r = exchange(addr, &target).await;
+        r.assert_status(503);
+        assert!(
+            r.header("retry-after").is_some(),
+            "503 without Retry-After\n{r}"
+        );
+    }
 
     slow.send("world").await;
     let done = slow.read_response().await;

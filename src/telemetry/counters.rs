@@ -56,7 +56,8 @@ const TOTALS: &[Counter] = &[
     Counter::Retransmits,
 ];
 
-const KNOWN: usize = 14;
+/// Cells with a meaning (the last counter's index plus one).
+const KNOWN: usize = Counter::Retransmits as usize + 1;
 
 /// One worker's counters: its slot of the region.
 #[derive(Clone)]

@@ -74,6 +74,7 @@ fn router(c: &mut Criterion) {
         tls: vec![None],
         sites,
         limits: Limits::default(),
+        acme_challenges: None,
     };
     let router = Router::new(&settings);
     c.bench_function("router_site_and_route_10_sites_21_routes", |b| {

@@ -91,6 +91,12 @@ pub fn start_with(process: &ProcessArgs, load: Loader, env: &Environment) -> Exi
 }
 
 fn start(load: Loader, env: &Environment) -> ExitCode {
+    let data_dir = env.data_dir.clone();
+    let load: Loader = Box::new(move || {
+        let mut config = load()?;
+        config.attach(&data_dir);
+        Ok(config)
+    });
     let config = match load() {
         Ok(config) => config,
         Err(diagnostics) => {

@@ -19,7 +19,7 @@ use std::path::Path;
 
 pub use diagnostic::{Diagnostic, Diagnostics, Origin};
 
-use crate::{edge, process, telemetry};
+use crate::{edge, process, telemetry, tls};
 
 /// A whole resolved configuration: one immutable snapshot of what to run.
 #[derive(Debug, Clone)]
@@ -27,6 +27,21 @@ pub struct Config {
     pub edge: edge::Settings,
     pub telemetry: telemetry::Settings,
     pub process: process::Settings,
+    /// Certificates managed by ACME, when a site has `acme = true`.
+    pub acme: Option<tls::acme::Settings>,
+}
+
+impl Config {
+    /// Binds the parts kept in the data directory: ACME certificates are installed from
+    /// `DATA_DIR/acme` (or placeholders) and challenges are answered from there.
+    pub fn attach(&mut self, data_dir: &Path) {
+        if let Some(acme) = &mut self.acme {
+            let store = tls::acme::Store::new(data_dir);
+            acme.install(&store);
+            self.edge.acme_challenges = Some(store.challenges());
+            acme.store = Some(store);
+        }
+    }
 }
 
 /// Reads, parses and resolves a configuration file; every problem comes back as a

@@ -273,6 +273,13 @@ fn the_readme_reference_parses_and_resolves() {
             }
         }
     }
+    if let Some(ca_root) = block
+        .get("acme")
+        .and_then(|acme| acme.get("ca_root"))
+        .and_then(toml::Value::as_str)
+    {
+        std::fs::write(dir.path().join(ca_root), "a CA certificate").unwrap();
+    }
     let path = dir.path().join("portico.toml");
     std::fs::write(&path, text).unwrap();
     if let Err(diagnostics) = super::load(&path) {

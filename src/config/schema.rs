@@ -33,9 +33,30 @@ pub struct Config {
     /// `[limits]`: limits and timeouts that protect the server from clients.
     #[serde(default)]
     pub limits: Limits,
+    /// `[acme]`: the certificate authority for sites with `[site.tls] acme = true`.
+    pub acme: Option<Spanned<Acme>>,
     /// `[[site]]`: the sites, in order. At least one.
     #[serde(default)]
     pub site: Vec<Spanned<Site>>,
+}
+
+/// `[acme]`: where sites with `acme = true` get their certificates (RFC 8555, http-01
+/// challenges answered on the plain listeners). Enabling ACME accepts the CA's terms of
+/// service.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Acme {
+    /// The CA's directory URL, `https://…`. Default Let's Encrypt,
+    /// `"https://acme-v02.api.letsencrypt.org/directory"`.
+    pub directory: Option<Spanned<String>>,
+    /// A contact address for the account (`"ops@example.com"`). Default none.
+    pub email: Option<Spanned<String>>,
+    /// A PEM CA certificate the CA's own HTTPS certificate chains to, for a private or test
+    /// CA; relative to the configuration's folder. Default: the system's trusted roots.
+    pub ca_root: Option<Spanned<PathBuf>>,
+    /// Renew a certificate this long before it expires (a duration, `"720h"`), but never
+    /// before half its lifetime. Default: when a third of its lifetime is left.
+    pub renew_before: Option<Spanned<Quantity>>,
 }
 
 /// `[server]`
@@ -144,11 +165,16 @@ pub struct Site {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SiteTls {
-    /// Required: the PEM certificate chain, leaf first, relative to the configuration's
-    /// folder. Its key must match, and it must be within its validity period.
+    /// The PEM certificate chain, leaf first, relative to the configuration's folder; required
+    /// unless `acme`. Its key must match, and it must be within its validity period.
     pub cert: Option<Spanned<PathBuf>>,
-    /// Required: the PEM private key (PKCS#8, PKCS#1 or SEC1; ECDSA, Ed25519 or RSA).
+    /// The PEM private key (PKCS#8, PKCS#1 or SEC1; ECDSA, Ed25519 or RSA); required unless
+    /// `acme`.
     pub key: Option<Spanned<PathBuf>>,
+    /// Get and renew the certificate from the `[acme]` CA for the site's `hosts` (exact
+    /// names, no wildcards), instead of `cert` and `key`. A self-signed placeholder is
+    /// presented until the first certificate arrives. Default false.
+    pub acme: Option<Spanned<bool>>,
     /// `Strict-Transport-Security: max-age=…` on every HTTPS response (a duration such as
     /// `"8760h"` or seconds). Default: no HSTS header.
     pub hsts: Option<Spanned<Quantity>>,

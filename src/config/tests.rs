@@ -952,3 +952,92 @@ fn fuzz_seeds_and_their_prefixes_never_panic() {
     }
     assert!(count >= 5, "expected at least 5 seeds, found {count}");
 }
+
+#[test]
+fn acme_sites_are_resolved_with_their_names_and_the_ca() {
+    let folder = Folder::new();
+    let config = folder.parse(
+        r#"
+[acme]
+directory = "https://acme.example/dir"
+email = "ops@example.com"
+renew_before = "240h"
+[[site]]
+hosts = ["a.example", "www.a.example"]
+listen = ["127.0.0.1:80"]
+listen_tls = ["127.0.0.1:443"]
+[site.tls]
+acme = true
+[[site.route]]
+static = { root = "public" }
+"#,
+    );
+    let acme = config.acme.expect("ACME settings");
+    assert_eq!(acme.directory, "https://acme.example/dir");
+    assert_eq!(acme.contact, ["mailto:ops@example.com"]);
+    assert_eq!(acme.renew_before, Some(Duration::from_secs(240 * 3600)));
+    assert_eq!(acme.certificates.len(), 1);
+    assert_eq!(acme.certificates[0].names, ["a.example", "www.a.example"]);
+    // Let's Encrypt by default, and nothing managed without an ACME site.
+    let config = folder.parse(
+        r#"
+[[site]]
+hosts = ["a.example"]
+listen = ["127.0.0.1:80"]
+listen_tls = ["127.0.0.1:443"]
+[site.tls]
+acme = true
+[[site.route]]
+static = { root = "public" }
+"#,
+    );
+    assert_eq!(
+        config.acme.unwrap().directory,
+        crate::tls::acme::LETS_ENCRYPT
+    );
+    let config = folder.parse(
+        "[acme]\nemail = \"a@b.example\"\n[[site]]\nlisten = [\"127.0.0.1:80\"]\n[[site.route]]\nstatic = { root = \"public\" }\n",
+    );
+    assert!(config.acme.is_none());
+}
+
+#[test]
+fn acme_mistakes_are_reported_at_their_line() {
+    let folder = Folder::new();
+    let site = |hosts: &str, tls: &str, listen: &str| {
+        format!(
+            "[[site]]\nhosts = [{hosts}]\n{listen}listen_tls = [\"127.0.0.1:443\"]\n[site.tls]\n{tls}\n[[site.route]]\nstatic = {{ root = \"public\" }}\n"
+        )
+    };
+    let plain = "listen = [\"127.0.0.1:80\"]\n";
+    let e = folder.error_on_line(&site("\"*.a.example\"", "acme = true", plain), 6);
+    assert!(e.message.contains("wildcard"), "{e}");
+    let e = folder.error_on_line(&site("\"127.0.0.9\"", "acme = true", plain), 6);
+    assert!(e.message.contains("address"), "{e}");
+    let e = folder.error_on_line(&site("", "acme = true", plain), 6);
+    assert!(e.message.contains("no `hosts`"), "{e}");
+    let e = folder.error_on_line(
+        &site("\"a.example\"", "acme = true\ncert = \"file.txt\"", plain),
+        7,
+    );
+    assert!(
+        e.message.contains("both `acme = true` and a certificate"),
+        "{e}"
+    );
+    let e = folder.error_on_line(&site("\"a.example\"", "acme = true", ""), 1);
+    assert!(e.message.contains("no site listens on plain HTTP"), "{e}");
+    let with_acme = |table: &str| {
+        format!(
+            "[acme]\n{table}\n{}",
+            site("\"a.example\"", "acme = true", plain)
+        )
+    };
+    let e = folder.error_on_line(&with_acme("directory = \"http://acme.example/dir\""), 2);
+    assert!(e.message.contains("https:// URL"), "{e}");
+    let e = folder.error_on_line(&with_acme("email = \"not an address\""), 2);
+    assert!(e.message.contains("`email`"), "{e}");
+    let e = folder.error_on_line(&with_acme("ca_root = \"missing.pem\""), 2);
+    assert!(e.message.contains("cannot read"), "{e}");
+    let e = folder.error_on_line(&with_acme("renew_before = \"soon\""), 2);
+    assert!(e.message.contains("renew_before"), "{e}");
+}

@@ -4,7 +4,8 @@
 //! 1. `admit` — a slot among `max_requests_in_flight`, else 503 with `Retry-After`.
 //! 2. `check_request` — `OPTIONS *`, target length (HTTP/2; HTTP/1 heads were checked by the
 //!    gate), CONNECT (no forward proxy yet).
-//! 3. `route` — the site by listener and host (503 in maintenance), the route by path (404).
+//! 3. `route` — ACME http-01 challenge answers, the site by listener and host (503 in
+//!    maintenance), the route by path (404).
 //! 4. `check_method` — OPTIONS answers `Allow`; TRACE echoes when enabled; other methods the
 //!    route does not allow get 405 with `Allow`, unknown ones 501.
 //! 5. `read_body` — 413 before reading when `Content-Length` is too large (so no
@@ -233,6 +234,9 @@ fn route<'a>(
     parts: &http::request::Parts,
 ) -> Result<&'a CompiledRoute, Response<Body>> {
     check_request(ctx, parts)?;
+    if let Some(dir) = &ctx.shared.acme_challenges {
+        acme_challenge(dir, parts)?;
+    }
     let Some(site) = ctx
         .shared
         .router
@@ -253,6 +257,29 @@ fn route<'a>(
     };
     check_method(route, parts)?;
     Ok(route)
+}
+
+/// Phase 2: the answer to an ACME http-01 challenge the master published, on any host and
+/// before any redirect to HTTPS (the CA asks over plain HTTP). A token with no published
+/// answer goes on to the routes, where a site may serve its own.
+fn acme_challenge(
+    dir: &std::path::Path,
+    parts: &http::request::Parts,
+) -> Result<(), Response<Body>> {
+    if !(parts.method == Method::GET || parts.method == Method::HEAD) {
+        return Ok(());
+    }
+    match crate::tls::acme::store::challenge_answer(dir, parts.uri.path()) {
+        Some(answer) => {
+            let mut res = Response::new(Body::full(answer));
+            res.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/octet-stream"),
+            );
+            Err(res)
+        }
+        None => Ok(()),
+    }
 }
 
 /// Phase 2: requests that need no route.

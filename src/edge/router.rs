@@ -333,6 +333,7 @@ mod tests {
                 ),
             ],
             limits: Limits::default(),
+            acme_challenges: None,
         };
         let router = Router::new(&settings);
         assert_eq!(router.site(0, Some("a.test")).unwrap().name, "first");
@@ -357,6 +358,7 @@ mod tests {
                 addr,
             )],
             limits: Limits::default(),
+            acme_challenges: None,
         };
         let router = Router::new(&settings);
         let site = router.site_for(0, || panic!("the host was read")).unwrap();

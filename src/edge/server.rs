@@ -55,6 +55,8 @@ pub struct Shared {
     /// period so that a request a client is already sending is answered (with
     /// `Connection: close`) instead of meeting a closed socket.
     pub polite: AtomicBool,
+    /// Where ACME http-01 challenge answers are published, when a site uses ACME.
+    pub acme_challenges: Option<std::path::PathBuf>,
 }
 
 /// How the server stops.
@@ -162,6 +164,7 @@ impl Server {
             bound: std::sync::OnceLock::new(),
             tls: settings.tls.clone(),
             polite: AtomicBool::new(false),
+            acme_challenges: settings.acme_challenges.clone(),
         });
         Server {
             shared,

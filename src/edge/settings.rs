@@ -21,6 +21,8 @@ pub struct Settings {
     pub sites: Vec<Site>,
     /// Limits and timeouts that protect the server from clients.
     pub limits: Limits,
+    /// The folder of published ACME http-01 challenge answers, when a site uses ACME.
+    pub acme_challenges: Option<std::path::PathBuf>,
 }
 
 /// A site: a set of host names on some listeners, with routes.

@@ -105,6 +105,8 @@ enum Event {
     },
     Ctl(ctl::Request),
     Successor(Result<(), String>),
+    /// The ACME loop stored a new certificate: the workers must load it.
+    Certificate(String),
 }
 
 /// A generation of workers being started (the first one, or a reload).
@@ -141,6 +143,10 @@ struct Master {
     ctl_path: Option<PathBuf>,
     /// A successor's pipe to its predecessor, taken at start so that workers do not inherit it.
     ready_pipe: Option<std::fs::File>,
+    /// The ACME loop of the running configuration, when a site uses ACME.
+    acme: Option<tokio::task::JoinHandle<()>>,
+    /// A new certificate waits for the reload in progress to end before its own.
+    certificate_reload: bool,
 }
 
 impl Master {
@@ -198,6 +204,8 @@ impl Master {
             worst_exit: exit::SUCCESS,
             ctl_path: None,
             ready_pipe,
+            acme: None,
+            certificate_reload: false,
             launch,
         };
         master.ctl_path = ctl::serve(
@@ -275,6 +283,10 @@ impl Master {
                 }
             }
             Event::Ctl(request) => self.on_ctl(request).await,
+            Event::Certificate(site) => {
+                tracing::info!(%site, "new ACME certificate: reloading the workers");
+                self.certificate_reload = true;
+            }
             Event::Successor(result) => {
                 self.upgrading = false;
                 match result {
@@ -292,6 +304,10 @@ impl Master {
 
     async fn on_tick(&mut self) -> Option<ExitCode> {
         let now = Instant::now();
+        if self.certificate_reload && self.pending.is_none() && self.stopping.is_none() {
+            self.certificate_reload = false;
+            self.reload(None);
+        }
         if let Some(pending) = &self.pending
             && now >= pending.deadline
         {
@@ -378,10 +394,25 @@ impl Master {
         } else {
             tracing::info!(generation, "configuration reloaded");
         }
+        self.restart_acme();
         if let Some(reply) = pending.reply {
             let _ = reply.send(format!(
                 "ok: configuration reloaded (generation {generation})\n"
             ));
+        }
+    }
+
+    /// Runs the ACME loop of the running configuration (the previous one's stops): a new
+    /// certificate reloads the workers, which load it from the store.
+    fn restart_acme(&mut self) {
+        if let Some(old) = self.acme.take() {
+            old.abort();
+        }
+        if let Some(acme) = &self.config.acme {
+            let events = self.events_tx.clone();
+            self.acme = acme.spawn(Box::new(move |managed| {
+                let _ = events.send(Event::Certificate(managed.site.clone()));
+            }));
         }
     }
 
@@ -675,6 +706,9 @@ impl Master {
         }
         tracing::info!(?mode, "stopping");
         self.stopping = Some((mode, Instant::now()));
+        if let Some(acme) = self.acme.take() {
+            acme.abort();
+        }
         if let Some(pending) = self.pending.take() {
             self.kill_generation(pending.generation);
         }

@@ -98,6 +98,7 @@ async fn serve(
         }
     };
     let (commands_tx, mut commands) = mpsc::channel(8);
+    let single = matches!(role, Role::Single);
     match role {
         Role::Single => {
             for (index, addr) in addrs.iter().enumerate() {
@@ -117,6 +118,19 @@ async fn serve(
         }
     }
     tracing::info!("ready");
+    // A single process runs the ACME loop itself and swaps each new certificate in place;
+    // workers leave it to their master, which reloads them.
+    let acme = match &config.acme {
+        Some(acme) if single => {
+            let store = acme.store.clone();
+            acme.spawn(Box::new(move |managed| {
+                if let Some(store) = &store {
+                    managed.install(store);
+                }
+            }))
+        }
+        _ => None,
+    };
     let server = Arc::new(server);
     let reclaim = tokio::spawn(reclaim_memory(server.clone()));
     let mode = loop {
@@ -142,6 +156,9 @@ async fn serve(
     };
     tracing::info!(?mode, "stopping: finishing requests in flight");
     reclaim.abort();
+    if let Some(acme) = acme {
+        acme.abort();
+    }
     if server.stop(config.edge.limits.shutdown_timeout, mode).await {
         tracing::info!("stopped");
         exit::code(exit::SUCCESS)

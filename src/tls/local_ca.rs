@@ -88,8 +88,8 @@ impl LocalCa {
             cert_path: dir.join(format!("{file}.pem")),
             key_path: dir.join(format!("{file}-key.pem")),
         };
-        write_whole(&leaf.cert_path, cert.pem().as_bytes(), 0o644)?;
-        write_whole(&leaf.key_path, key.serialize_pem().as_bytes(), 0o600)?;
+        crate::tls::write_atomic(&leaf.cert_path, cert.pem().as_bytes(), 0o644)?;
+        crate::tls::write_atomic(&leaf.key_path, key.serialize_pem().as_bytes(), 0o600)?;
         Ok(leaf)
     }
 }
@@ -127,24 +127,8 @@ fn create(dir: &Path, cert_path: &Path, key_path: &Path) -> io::Result<()> {
     params.not_after = now + time::Duration::days(3650);
     let key = KeyPair::generate().map_err(other)?;
     let cert = params.self_signed(&key).map_err(other)?;
-    write_whole(key_path, key.serialize_pem().as_bytes(), 0o600)?;
-    write_whole(cert_path, cert.pem().as_bytes(), 0o644)
-}
-
-/// Writes `bytes` to a temporary name with `mode`, then renames it over `path`.
-fn write_whole(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(mode)
-        .open(&tmp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, path)
+    crate::tls::write_atomic(key_path, key.serialize_pem().as_bytes(), 0o600)?;
+    crate::tls::write_atomic(cert_path, cert.pem().as_bytes(), 0o644)
 }
 
 fn time_now() -> time::OffsetDateTime {

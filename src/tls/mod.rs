@@ -1,5 +1,6 @@
-//! HTTPS: certificates from PEM files checked at load ([`certs`]), each site's configuration
-//! chosen by SNI ([`sni`]), the local development CA ([`local_ca`]), and the rustls server
+//! HTTPS: certificates from PEM files checked at load ([`certs`]) or obtained by ACME
+//! ([`acme`]), each site's configuration chosen by SNI ([`sni`]), the local development CA
+//! ([`local_ca`]), and the rustls server
 //! configuration of a site: TLS 1.2 and 1.3 only (rustls supports nothing older), its default
 //! modern cipher suites in the server's order (AEAD only, forward secrecy, X25519MLKEM768
 //! first), ALPN `h2` then `http/1.1`, and session resumption by tickets whose key rotates
@@ -8,6 +9,7 @@
 //! Called by `config` (loading and checking, so `portico check` reports a bad pair with its
 //! file) and by `edge` (the handshake on an HTTPS listener).
 
+pub mod acme;
 pub mod certs;
 pub mod local_ca;
 pub mod sni;
@@ -34,10 +36,11 @@ impl ListenerTls {
     }
 }
 
-/// The server configuration of one site: its certificate, and when `client_roots` is given,
-/// a required client certificate issued by one of them (mTLS).
+/// The server configuration of one site: its certificate (a fixed one, or an ACME slot),
+/// and when `client_roots` is given, a required client certificate issued by one of them
+/// (mTLS).
 pub fn site_config(
-    key: Arc<rustls::sign::CertifiedKey>,
+    cert: Arc<dyn rustls::server::ResolvesServerCert>,
     client_roots: Option<Arc<rustls::RootCertStore>>,
 ) -> Result<Arc<ServerConfig>, rustls::Error> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
@@ -53,7 +56,38 @@ pub fn site_config(
         }
         None => builder.with_no_client_auth(),
     };
-    finish(builder.with_cert_resolver(Arc::new(rustls::sign::SingleCertAndKey::from(key))))
+    finish(builder.with_cert_resolver(cert))
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same folder (created with
+/// `mode`, synced, then renamed over `path`), so a reader sees the old file or the new one,
+/// never part of one; the folder is created when needed. Used for keys, certificates and
+/// ACME state.
+pub(crate) fn write_atomic(path: &std::path::Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = path.parent().unwrap_or(std::path::Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!(
+        ".{}.{}.tmp",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
+        std::process::id()
+    ));
+    let result = (|| {
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(mode)
+            .open(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
 }
 
 /// ALPN, tickets and the session cache, common to every configuration.

@@ -14,6 +14,7 @@
 mod harness;
 
 mod access_log;
+mod acme;
 mod cli;
 mod config_errors;
 mod connections;

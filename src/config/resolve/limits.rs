@@ -101,7 +101,7 @@ fn size<T: TryFrom<u64>>(
 }
 
 /// A duration above zero; `None` when absent or reported.
-fn duration(
+pub(super) fn duration(
     cx: &mut Context<'_>,
     key: &str,
     value: &Option<Spanned<Quantity>>,

@@ -3,7 +3,8 @@
 //! One small function per section, each reporting into a shared `Context` and carrying on,
 //! so one run lists every problem, not only the first: `server` (`[server]`,
 //! `[access_log]`), `limits` (`[limits]`), `site` (`[[site]]`: listeners, hosts, and the
-//! checks across sites) and `route` (`[[site.route]]` and its handler table). A section with
+//! checks across sites), `route` (`[[site.route]]` and its handler table) and `acme`
+//! (`[acme]`, for the sites whose certificate it manages). A section with
 //! problems still returns its best-effort value so later sections can be checked; that value
 //! is never seen, because [`resolve`] fails when any diagnostic was reported.
 //!
@@ -12,6 +13,7 @@
 //! (static roots, the access log's folder), so a root that does not exist is a diagnostic
 //! here rather than a failure at the first request.
 
+mod acme;
 mod limits;
 mod route;
 mod server;
@@ -33,16 +35,19 @@ pub fn resolve(raw: &schema::Config, origin: Origin<'_>) -> Result<Config, Diagn
     let process = server::process(&mut cx, &raw.server);
     let telemetry = server::telemetry(&mut cx, &raw.server, raw.access_log.as_ref());
     let limits = limits::limits(&mut cx, &raw.limits);
-    let (listeners, sites) = site::sites(&mut cx, &raw.site);
+    let (listeners, sites, managed) = site::sites(&mut cx, &raw.site);
+    let acme = acme::acme(&mut cx, raw.acme.as_ref(), managed);
     let config = Config {
         edge: edge::Settings {
             listeners: listeners.addrs,
             tls: listeners.tls,
             sites,
             limits,
+            acme_challenges: None,
         },
         telemetry,
         process,
+        acme,
     };
     if cx.diagnostics.is_empty() {
         Ok(config)

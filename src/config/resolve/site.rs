@@ -24,7 +24,7 @@ pub(super) struct Listeners {
 pub(super) fn sites(
     cx: &mut Context<'_>,
     raw: &[Spanned<schema::Site>],
-) -> (Listeners, Vec<edge::Site>) {
+) -> (Listeners, Vec<edge::Site>, Vec<tls::acme::Managed>) {
     if raw.is_empty() {
         let problem = Problem::new("there is no [[site]], so there is nothing to serve")
             .with_hint("add a [[site]] with `listen` and at least one [[site.route]]");
@@ -43,12 +43,29 @@ pub(super) fn sites(
             addrs.push(*addr);
         }
     }
-    let tls = addrs
+    let tls: Vec<Option<Arc<tls::ListenerTls>>> = addrs
         .iter()
         .map(|addr| listener_tls(cx, *addr, &placed))
         .collect();
+    let acme: Vec<tls::acme::Managed> = placed.iter().filter_map(|p| p.acme.clone()).collect();
+    if let Some(first) = placed.iter().find(|p| p.acme.is_some())
+        && tls.iter().all(Option::is_some)
+    {
+        cx.error_with_hint(
+            first.span.clone(),
+            format!(
+                "site `{}` gets its certificate by ACME, but no site listens on plain HTTP",
+                first.site.name
+            ),
+            "the CA checks http-01 challenges on port 80: add `listen = [\"0.0.0.0:80\"]` to a site",
+        );
+    }
     let listeners = Listeners { addrs, tls };
-    (listeners, placed.into_iter().map(|p| p.site).collect())
+    (
+        listeners,
+        placed.into_iter().map(|p| p.site).collect(),
+        acme,
+    )
 }
 
 /// The TLS configuration of listener `addr` if its sites listen on it with TLS: each site's
@@ -82,8 +99,8 @@ fn listener_tls(
     let mut sites = tls::SniMap::default();
     let mut configs = Vec::new();
     for placed in &secure {
-        let key = placed.tls_key.clone()?;
-        let config = match tls::site_config(key, placed.client_roots.clone()) {
+        let cert = placed.tls_cert.clone()?;
+        let config = match tls::site_config(cert, placed.client_roots.clone()) {
             Ok(config) => config,
             Err(e) => {
                 cx.report(
@@ -116,8 +133,10 @@ struct Placed {
     site: edge::Site,
     /// The site's HTTPS listeners (also in `site.listen`).
     tls_listen: Vec<SocketAddr>,
-    /// Its certificate, loaded and checked.
-    tls_key: Option<Arc<rustls::sign::CertifiedKey>>,
+    /// Where its certificate comes from: loaded and checked, or an ACME slot.
+    tls_cert: Option<Arc<dyn rustls::server::ResolvesServerCert>>,
+    /// Its ACME-managed certificate, when `acme = true`.
+    pub(super) acme: Option<tls::acme::Managed>,
     /// The CAs its clients' certificates must come from (mTLS).
     client_roots: Option<Arc<rustls::RootCertStore>>,
     /// The `listen_tls` key.
@@ -154,13 +173,13 @@ fn site(cx: &mut Context<'_>, number: usize, raw: &Spanned<schema::Site>) -> Pla
             listen.push(*addr);
         }
     }
-    let (tls, tls_key) = self::tls(cx, &name, raw.span(), site, &tls_listen);
+    let (hosts, written_hosts) = hosts(cx, &name, site.hosts.as_deref().unwrap_or_default());
+    let (tls, tls_cert, acme) = self::tls(cx, &name, raw.span(), site, &tls_listen, &hosts);
     let client_roots = site
         .tls
         .as_ref()
         .and_then(|t| t.get_ref().client_ca.as_ref())
         .and_then(|ca| client_roots(cx, ca));
-    let (hosts, written_hosts) = hosts(cx, &name, site.hosts.as_deref().unwrap_or_default());
     let routes = site
         .route
         .iter()
@@ -177,7 +196,8 @@ fn site(cx: &mut Context<'_>, number: usize, raw: &Spanned<schema::Site>) -> Pla
             routes,
         },
         tls_listen,
-        tls_key,
+        tls_cert,
+        acme,
         client_roots,
         tls_span: site.listen_tls.as_ref().map(Spanned::span),
         span: raw.span(),
@@ -270,38 +290,89 @@ fn client_roots(
     Some(Arc::new(roots))
 }
 
-/// `[site.tls]`: the HTTPS policy and the loaded certificate. A site with `listen_tls` needs
-/// it; the certificate's problems are reported at `cert`, naming the file.
+/// `[site.tls]`: the HTTPS policy and where the certificate comes from (a checked PEM pair,
+/// or ACME). A site with `listen_tls` needs it; the certificate's problems are reported at
+/// `cert`, naming the file.
 fn tls(
     cx: &mut Context<'_>,
     site_name: &str,
     site_span: Range<usize>,
     site: &schema::Site,
     tls_listen: &[SocketAddr],
+    hosts: &[HostPattern],
 ) -> (
     Option<edge::SiteTls>,
-    Option<Arc<rustls::sign::CertifiedKey>>,
+    Option<Arc<dyn rustls::server::ResolvesServerCert>>,
+    Option<tls::acme::Managed>,
 ) {
     let Some(raw) = &site.tls else {
         if !tls_listen.is_empty() {
             cx.error_with_hint(
                 site.listen_tls.as_ref().map_or(site_span, Spanned::span),
                 format!("site `{site_name}` listens with TLS but has no [site.tls]"),
-                "add [site.tls] with cert = \"cert.pem\" and key = \"key.pem\" (`portico cert` makes a local pair)",
+                "add [site.tls] with cert = \"cert.pem\" and key = \"key.pem\" (`portico cert` makes a local pair), or acme = true",
             );
         }
-        return (None, None);
+        return (None, None, None);
     };
     let tls = raw.get_ref();
+    let mut acme = None;
+    let cert: Option<Arc<dyn rustls::server::ResolvesServerCert>> =
+        match tls.acme.as_ref().filter(|a| *a.get_ref()) {
+            Some(flag) => {
+                acme = acme_names(cx, site_name, flag.span(), tls, hosts).map(|names| {
+                    tls::acme::Managed {
+                        site: site_name.to_string(),
+                        names,
+                        slot: Arc::default(),
+                    }
+                });
+                acme.as_ref()
+                    .map(|m| m.slot.clone() as Arc<dyn rustls::server::ResolvesServerCert>)
+            }
+            None => pem_pair(cx, site_name, raw, tls).map(|key| {
+                Arc::new(rustls::sign::SingleCertAndKey::from(key))
+                    as Arc<dyn rustls::server::ResolvesServerCert>
+            }),
+        };
+    let hsts = tls
+        .hsts
+        .as_ref()
+        .and_then(|value| match value.get_ref().duration() {
+            Ok(duration) => Some(duration),
+            Err(error) => {
+                cx.error_with_hint(
+                    value.span(),
+                    format!("invalid `hsts`: {error}"),
+                    crate::config::units::DURATION_HINT,
+                );
+                None
+            }
+        });
+    let redirect_to = tls
+        .redirect_http
+        .unwrap_or(false)
+        .then(|| tls_listen.first().copied())
+        .flatten();
+    (Some(edge::SiteTls { hsts, redirect_to }), cert, acme)
+}
+
+/// `cert` and `key`: the pair, loaded and checked.
+fn pem_pair(
+    cx: &mut Context<'_>,
+    site_name: &str,
+    raw: &Spanned<schema::SiteTls>,
+    tls: &schema::SiteTls,
+) -> Option<Arc<rustls::sign::CertifiedKey>> {
     let need = |cx: &mut Context<'_>, key: &str| {
         cx.error_with_hint(
             raw.span(),
             format!("[site.tls] of site `{site_name}` has no `{key}`"),
-            "add cert = \"cert.pem\" and key = \"key.pem\", relative to the configuration's folder",
+            "add cert = \"cert.pem\" and key = \"key.pem\", relative to the configuration's folder, or acme = true",
         );
     };
     let folder = cx.folder().to_path_buf();
-    let key = match (&tls.cert, &tls.key) {
+    match (&tls.cert, &tls.key) {
         (Some(cert), Some(key)) => {
             let (cert_path, key_path) = (folder.join(cert.get_ref()), folder.join(key.get_ref()));
             match tls::load_pair(&cert_path, &key_path) {
@@ -328,27 +399,59 @@ fn tls(
             need(cx, "key");
             None
         }
-    };
-    let hsts = tls
-        .hsts
-        .as_ref()
-        .and_then(|value| match value.get_ref().duration() {
-            Ok(duration) => Some(duration),
-            Err(error) => {
-                cx.error_with_hint(
-                    value.span(),
-                    format!("invalid `hsts`: {error}"),
-                    crate::config::units::DURATION_HINT,
-                );
-                None
+    }
+}
+
+/// The names of an ACME site's certificate: its hosts, which must be exact names (http-01
+/// cannot prove a wildcard), and no `cert`/`key` beside `acme`.
+fn acme_names(
+    cx: &mut Context<'_>,
+    site_name: &str,
+    span: Range<usize>,
+    tls: &schema::SiteTls,
+    hosts: &[HostPattern],
+) -> Option<Vec<String>> {
+    if let Some(path) = tls.cert.as_ref().or(tls.key.as_ref()) {
+        cx.error_with_hint(
+            path.span(),
+            format!("site `{site_name}` has both `acme = true` and a certificate file"),
+            "remove `cert` and `key`, or `acme`",
+        );
+        return None;
+    }
+    let mut names = Vec::new();
+    for host in hosts {
+        match host {
+            HostPattern::Exact(name) if name.parse::<std::net::IpAddr>().is_err() => {
+                names.push(name.clone())
             }
-        });
-    let redirect_to = tls
-        .redirect_http
-        .unwrap_or(false)
-        .then(|| tls_listen.first().copied())
-        .flatten();
-    (Some(edge::SiteTls { hsts, redirect_to }), key)
+            HostPattern::Exact(name) => {
+                cx.error_with_hint(
+                    span.clone(),
+                    format!("ACME site `{site_name}` names the address {name}"),
+                    "ACME certificates here are for DNS names; use `cert` and `key` for an address",
+                );
+                return None;
+            }
+            HostPattern::Suffix(suffix) => {
+                cx.error_with_hint(
+                    span.clone(),
+                    format!("ACME site `{site_name}` has the wildcard host `*{suffix}`"),
+                    "http-01 challenges cannot prove a wildcard: list the names, or use `cert` and `key`",
+                );
+                return None;
+            }
+        }
+    }
+    if names.is_empty() {
+        cx.error_with_hint(
+            span,
+            format!("ACME site `{site_name}` has no `hosts`"),
+            "list the DNS names the certificate is for in `hosts`",
+        );
+        return None;
+    }
+    Some(names)
 }
 
 /// The patterns, with the hosts as written (one per pattern); a host listed twice is reported.

@@ -175,6 +175,13 @@ impl Server {
             .collect()
     }
 
+    /// Stops the server and hands back its work folder (and data directory), to start another
+    /// server on it.
+    pub fn into_work(mut self) -> WorkDir {
+        self.stop();
+        std::mem::replace(&mut self.work, WorkDir::new())
+    }
+
     pub fn work(&self) -> &WorkDir {
         &self.work
     }

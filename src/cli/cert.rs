@@ -16,6 +16,10 @@ pub struct Args {
     /// Where to write NAME.pem and NAME-key.pem (default: DATA_DIR/certs).
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
+    /// Name URL in the certificate as where the CA's revocation list is published, and
+    /// write that list to DIR/local-ca.crl for you to serve there.
+    #[arg(long, value_name = "URL")]
+    crl_url: Option<String>,
 }
 
 pub fn run(args: Args, env: &Environment) -> ExitCode {
@@ -30,7 +34,15 @@ pub fn run(args: Args, env: &Environment) -> ExitCode {
         }
     };
     let dir = args.out.unwrap_or_else(|| env.data_dir.join("certs"));
-    match ca.issue(&args.names, &dir) {
+    if let Some(url) = &args.crl_url {
+        let path = dir.join("local-ca.crl");
+        if let Err(e) = ca.write_crl(&path) {
+            eprintln!("error: cannot write {}: {e}", path.display());
+            return exit::code(exit::FAILURE);
+        }
+        println!("revocation list: {} (serve it at {url})", path.display());
+    }
+    match ca.issue(&args.names, &dir, args.crl_url.as_deref()) {
         Ok(leaf) => {
             println!("certificate: {}", leaf.cert_path.display());
             println!("key:         {}", leaf.key_path.display());

@@ -40,7 +40,7 @@ pub fn run(args: Args, env: &Environment) -> ExitCode {
     let pair = if args.tls_local {
         let ip = args.listen.ip().to_string();
         let make = crate::process::inherit::role() != crate::process::inherit::Role::Worker;
-        match serve::local_pair(&env.data_dir, &["localhost", &ip, "::1"], make) {
+        match serve::local_pair(&env.data_dir, &["localhost", &ip, "::1"], make, None) {
             Ok(leaf) => Some((leaf.cert_path, leaf.key_path)),
             Err(e) => {
                 eprintln!("error: cannot make a local certificate: {e}");

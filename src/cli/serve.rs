@@ -196,32 +196,49 @@ fn demo(data_dir: &Path) -> Result<Config, config::Diagnostics> {
             &root, &e,
         )));
     }
+    // The leaf names the CA's revocation list on the demo's plain listener, which serves it
+    // from `demo/crl` (a client or testssl can then check revocation).
+    let crl_root = data_dir.join("demo").join("crl");
+    let crl_url = format!(
+        "http://{}{}",
+        config::demo::DEMO_LISTEN,
+        crate::tls::local_ca::CRL_PATH
+    );
     let tls = local_pair(
         data_dir,
         &["localhost", "127.0.0.1", "::1"],
         inherit::role() != Role::Worker,
+        Some((&crl_url, &crl_root)),
     )
     .map_err(|e| {
         config::Diagnostics::single(config::Diagnostic::file_error(&data_dir.join("ca"), &e))
     })?;
-    config::resolve::resolve(
-        &config::demo::demo(&root, Some((&tls.cert_path, &tls.key_path))),
-        Origin::Demo,
-    )
+    let tls = config::demo::DemoTls {
+        cert: &tls.cert_path,
+        key: &tls.key_path,
+        crl_root: &crl_root,
+    };
+    config::resolve::resolve(&config::demo::demo(&root, Some(tls)), Origin::Demo)
 }
 
 /// A certificate for `names` from the local CA (`tls::local_ca`), made when `make` (the master
-/// or a single process; workers read what their master made).
+/// or a single process; workers read what their master made). With `crl`, the certificate
+/// names the URL of the CA's revocation list, which is written to `DIR/local-ca.crl` to be
+/// served there.
 pub fn local_pair(
     data_dir: &Path,
     names: &[&str],
     make: bool,
+    crl: Option<(&str, &Path)>,
 ) -> std::io::Result<crate::tls::local_ca::Leaf> {
     let dir = data_dir.join("certs");
     let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
     if make {
         let ca = crate::tls::local_ca::LocalCa::open_or_create(data_dir)?;
-        return ca.issue(&names, &dir);
+        if let Some((_, crl_dir)) = crl {
+            ca.write_crl(&crl_dir.join("local-ca.crl"))?;
+        }
+        return ca.issue(&names, &dir, crl.map(|(url, _)| url));
     }
     let file = names[0].replace(['*', ':', '/'], "_");
     Ok(crate::tls::local_ca::Leaf {

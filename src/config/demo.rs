@@ -10,12 +10,21 @@ use std::path::Path;
 
 use super::schema::{self, unspanned};
 
+/// The demo's HTTPS: its certificate and key, and the folder holding the local CA's
+/// revocation list (`local-ca.crl`), served at `tls::local_ca::CRL_PATH`.
+#[derive(Debug, Clone, Copy)]
+pub struct DemoTls<'a> {
+    pub cert: &'a Path,
+    pub key: &'a Path,
+    pub crl_root: &'a Path,
+}
+
 /// The welcome site on [`DEMO_LISTEN`], default for any host: files from `site_root` (no
 /// listing), `GET /healthz` answering `ok`, and `/docs` redirecting to `/`.
 ///
 /// `site_root` should be absolute (the demo's files unpacked by `cli`); a relative one is taken
 /// from the current folder.
-pub fn demo(site_root: &Path, tls: Option<(&Path, &Path)>) -> schema::Config {
+pub fn demo(site_root: &Path, tls: Option<DemoTls<'_>>) -> schema::Config {
     let files = schema::Route {
         prefix: Some(unspanned("/".to_string())),
         r#static: Some(unspanned(schema::Static {
@@ -48,13 +57,29 @@ pub fn demo(site_root: &Path, tls: Option<(&Path, &Path)>) -> schema::Config {
         })),
         ..Default::default()
     };
+    let mut route = vec![unspanned(files), unspanned(health), unspanned(docs)];
+    if let Some(tls) = &tls {
+        // The local CA's revocation list, which the demo certificate names.
+        route.push(unspanned(schema::Route {
+            prefix: Some(unspanned("/.well-known/portico/".to_string())),
+            r#static: Some(unspanned(schema::Static {
+                root: Some(unspanned(tls.crl_root.to_path_buf())),
+                listing: Some(false),
+                strip_prefix: Some(true),
+                ..Default::default()
+            })),
+            ..Default::default()
+        }));
+    }
     let site = schema::Site {
         name: Some(unspanned("welcome".to_string())),
         listen: Some(unspanned(vec![unspanned(DEMO_LISTEN.to_string())])),
-        listen_tls: tls.map(|_| unspanned(vec![unspanned(DEMO_LISTEN_TLS.to_string())])),
-        tls: tls.map(site_tls),
+        listen_tls: tls
+            .as_ref()
+            .map(|_| unspanned(vec![unspanned(DEMO_LISTEN_TLS.to_string())])),
+        tls: tls.map(|t| site_tls((t.cert, t.key))),
         default: Some(unspanned(true)),
-        route: vec![unspanned(files), unspanned(health), unspanned(docs)],
+        route,
         ..Default::default()
     };
     schema::Config {

@@ -892,6 +892,42 @@ fn demo_resolves_with_its_three_routes() {
 }
 
 #[test]
+fn the_demo_over_https_publishes_the_local_ca_revocation_list() {
+    let folder = Folder::new();
+    let ca = crate::tls::local_ca::LocalCa::open_or_create(folder.dir.path()).unwrap();
+    let leaf = ca
+        .issue(&["localhost".to_string()], folder.dir.path(), None)
+        .unwrap();
+    let crl_root = folder.dir.path().join("crl");
+    std::fs::create_dir(&crl_root).unwrap();
+    let tls = demo::DemoTls {
+        cert: &leaf.cert_path,
+        key: &leaf.key_path,
+        crl_root: &crl_root,
+    };
+    let config = resolve(
+        &demo::demo(&folder.dir.path().join("public"), Some(tls)),
+        Origin::Demo,
+    )
+    .unwrap();
+    let site = &config.edge.sites[0];
+    let crl = site
+        .routes
+        .iter()
+        .find(|r| r.path == PathMatch::Prefix("/.well-known/portico/".into()))
+        .expect("a route for the revocation list");
+    let Handler::Static(settings) = &crl.handler else {
+        panic!("{crl:#?}")
+    };
+    assert!(settings.strip_prefix && !settings.listing);
+    assert_eq!(settings.root, crl_root.canonicalize().unwrap());
+    assert_eq!(
+        crate::tls::local_ca::CRL_PATH,
+        "/.well-known/portico/local-ca.crl"
+    );
+}
+
+#[test]
 fn file_server_resolves_and_reports_flags_as_the_command_line() {
     let folder = Folder::new();
     let listen: SocketAddr = "127.0.0.1:0".parse().unwrap();

@@ -4,9 +4,12 @@
 //! Clients trust it once (see [`trust_hint`]) and then every leaf it signs.
 //!
 //! Keys are ECDSA P-256. The CA is valid for 10 years, leaves for 825 days from an hour before
-//! they are made (the longest lifetime browsers accept for a leaf). Leaves carry no CRL or OCSP
-//! address (as mkcert's): revocation of a development CA's leaves is deleting the CA. Files are written whole (a temporary name, then
-//! rename), so a reader never sees half a key.
+//! they are made (the longest lifetime browsers accept for a leaf). A leaf may name where the
+//! CA's certificate revocation list is published (the demo's leaf does: its plain listener
+//! serves the list at [`CRL_PATH`]); the list is empty — revoking a development CA's leaves is
+//! deleting the CA — but it lets a client (or testssl) check revocation instead of finding no
+//! way to. Files are written whole (a temporary name, then rename), so a reader never sees
+//! half a key.
 
 use std::io;
 use std::net::IpAddr;
@@ -51,8 +54,9 @@ impl LocalCa {
     }
 
     /// Signs a leaf for `names` (DNS names or IP addresses) and writes it to `dir/FILE.pem`
-    /// and `dir/FILE-key.pem` (mode 0600), `FILE` being the first name.
-    pub fn issue(&self, names: &[String], dir: &Path) -> io::Result<Leaf> {
+    /// and `dir/FILE-key.pem` (mode 0600), `FILE` being the first name. `crl_url`, when
+    /// given, is written in the leaf as its CRL distribution point.
+    pub fn issue(&self, names: &[String], dir: &Path, crl_url: Option<&str>) -> io::Result<Leaf> {
         let first = names
             .first()
             .ok_or_else(|| io::Error::other("a certificate needs at least one name"))?;
@@ -76,6 +80,11 @@ impl LocalCa {
             KeyUsagePurpose::KeyEncipherment,
         ];
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        if let Some(url) = crl_url {
+            params.crl_distribution_points = vec![rcgen::CrlDistributionPoint {
+                uris: vec![url.to_string()],
+            }];
+        }
         let now = time_now();
         params.not_before = now - time::Duration::hours(1);
         // 825 days in all, the not-before margin included.
@@ -92,7 +101,29 @@ impl LocalCa {
         crate::tls::write_atomic(&leaf.key_path, key.serialize_pem().as_bytes(), 0o600)?;
         Ok(leaf)
     }
+
+    /// Writes the CA's revocation list to `path` (DER, as served at [`CRL_PATH`]): no
+    /// certificate revoked, valid for [`CRL_DAYS`] days, numbered by the second it was made.
+    pub fn write_crl(&self, path: &Path) -> io::Result<()> {
+        let now = time_now();
+        let params = rcgen::CertificateRevocationListParams {
+            this_update: now,
+            next_update: now + time::Duration::days(CRL_DAYS),
+            crl_number: rcgen::SerialNumber::from(now.unix_timestamp().unsigned_abs()),
+            issuing_distribution_point: None,
+            revoked_certs: Vec::new(),
+            key_identifier_method: rcgen::KeyIdMethod::Sha256,
+        };
+        let crl = params.signed_by(&self.issuer).map_err(other)?;
+        crate::tls::write_atomic(path, crl.der(), 0o644)
+    }
 }
+
+/// Where a portico listener that publishes the local CA's revocation list serves it.
+pub const CRL_PATH: &str = "/.well-known/portico/local-ca.crl";
+
+/// How long a revocation list is valid; each start of the demo writes a new one.
+pub const CRL_DAYS: i64 = 30;
 
 /// How to make clients trust the CA.
 pub fn trust_hint(ca: &LocalCa) -> String {
@@ -142,6 +173,7 @@ fn other(e: impl std::fmt::Display) -> io::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rustls_pki_types::pem::PemObject;
 
     #[test]
     fn the_ca_is_made_once_with_a_private_key_and_signs_leaves_that_load() {
@@ -159,6 +191,7 @@ mod tests {
             .issue(
                 &["localhost".to_string(), "127.0.0.1".to_string()],
                 &dir.path().join("certs"),
+                None,
             )
             .unwrap();
         let pair = super::super::load_pair(&leaf.cert_path, &leaf.key_path).unwrap();
@@ -171,5 +204,50 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn a_leaf_names_the_revocation_list_the_ca_signs() {
+        use x509_parser::extensions::{DistributionPointName, GeneralName, ParsedExtension};
+        let dir = tempfile::tempdir().unwrap();
+        let ca = LocalCa::open_or_create(dir.path()).unwrap();
+        let url = "http://127.0.0.1:8080/.well-known/portico/local-ca.crl";
+        let leaf = ca
+            .issue(&["localhost".to_string()], dir.path(), Some(url))
+            .unwrap();
+        let pem = std::fs::read(&leaf.cert_path).unwrap();
+        let der = rustls_pki_types::CertificateDer::from_pem_slice(&pem).unwrap();
+        let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
+        let uris: Vec<String> = cert
+            .extensions()
+            .iter()
+            .filter_map(|e| match e.parsed_extension() {
+                ParsedExtension::CRLDistributionPoints(points) => Some(points),
+                _ => None,
+            })
+            .flat_map(|points| points.points.iter())
+            .filter_map(|p| match &p.distribution_point {
+                Some(DistributionPointName::FullName(names)) => Some(names),
+                _ => None,
+            })
+            .flatten()
+            .filter_map(|n| match n {
+                GeneralName::URI(uri) => Some(uri.to_string()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(uris, [url]);
+
+        let path = dir.path().join("crl").join("local-ca.crl");
+        ca.write_crl(&path).unwrap();
+        let der = std::fs::read(&path).unwrap();
+        let (_, crl) = x509_parser::parse_x509_crl(&der).unwrap();
+        let ca_pem = std::fs::read(&ca.cert_path).unwrap();
+        let ca_der = rustls_pki_types::CertificateDer::from_pem_slice(&ca_pem).unwrap();
+        let (_, ca_cert) = x509_parser::parse_x509_certificate(&ca_der).unwrap();
+        assert_eq!(crl.issuer(), ca_cert.subject());
+        assert_eq!(crl.iter_revoked_certificates().count(), 0);
+        let next = crl.next_update().expect("a next update");
+        assert!(next > x509_parser::time::ASN1Time::now());
     }
 }

@@ -5,8 +5,10 @@
 //!
 //! Shown: a site with `acme = true` gets a certificate for its names, whose chain verifies
 //! against Pebble's root; the account and the key are stored mode 0600; a restart with the CA
-//! gone serves the stored certificate; and a short-lived certificate is renewed and the
-//! workers present the new one without a restart.
+//! gone serves the stored certificate; a short-lived certificate is renewed and presented
+//! without a restart, both by workers (the master reloads them) and by a single process (the
+//! certificate is swapped in place); and without a reachable CA a placeholder is presented
+//! while the site keeps serving.
 
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::os::unix::fs::PermissionsExt;
@@ -269,10 +271,14 @@ async fn wait_for_pebble_certificate(
 }
 
 fn config(pebble: &Pebble, http_port: u16, renew: &str) -> String {
+    config_with(pebble, http_port, renew, "workers = 1")
+}
+
+fn config_with(pebble: &Pebble, http_port: u16, renew: &str, server: &str) -> String {
     format!(
         r#"
 [server]
-workers = 1
+{server}
 
 [acme]
 directory = "{directory}"
@@ -359,11 +365,22 @@ async fn a_site_gets_its_certificate_from_the_ca_and_keeps_it_across_a_restart()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_certificate_is_renewed_before_it_expires_and_the_workers_present_it() {
+    renewal("workers = 1").await;
+}
+
+/// The single process swaps the certificate in place instead of reloading workers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_process_renews_and_presents_the_new_certificate_in_place() {
+    renewal("single_process = true").await;
+}
+
+async fn renewal(server_table: &str) {
     let work = WorkDir::new();
     let http_port = free_port();
     // Valid 12 s; renewed when 5 s are left, so 7 s after it was issued.
     let pebble = Pebble::start(&work, http_port, 12);
-    let server = Server::start(work, &config(&pebble, http_port, "renew_before = \"5s\""));
+    let config = config_with(&pebble, http_port, "renew_before = \"5s\"", server_table);
+    let server = Server::start(work, &config);
     let https = https_addr(&server);
     let first =
         wait_for_pebble_certificate(https, "acme.test", None, Duration::from_secs(30)).await;
@@ -371,7 +388,7 @@ async fn a_certificate_is_renewed_before_it_expires_and_the_workers_present_it()
         wait_for_pebble_certificate(https, "acme.test", Some(&first), Duration::from_secs(20))
             .await;
     assert_ne!(first, second);
-    // An HTTP request keeps working on the plain listener through the reloads.
+    // An HTTP request keeps working on the plain listener through the renewals.
     let plain = SocketAddr::from(([127, 0, 0, 1], http_port));
     let mut tcp = TcpStream::connect(plain).await.unwrap();
     tcp.write_all(b"GET / HTTP/1.1\r\nHost: acme.test\r\nConnection: close\r\n\r\n")

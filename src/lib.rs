@@ -16,6 +16,7 @@
 //! TOML. Modules that later issues add (proxy, lb, cache, session, auth, dns, admin, fleet,
 //! client) slot into the same layers; see `docs/ARCHITECTURE.md`.
 
+pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod edge;

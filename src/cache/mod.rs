@@ -1,6 +1,8 @@
 //! The shared HTTP cache (RFC 9111), built up in parts: [`control`] parses `Cache-Control`,
-//! [`rules`] decides what may be stored and reused. Keys, coalescing, the stores and purge
-//! join as the cache is wired into the proxy path.
+//! [`rules`] decides what may be stored and reused, [`key`] makes primary keys and matches
+//! `Vary` variants. Coalescing, the stores and purge join as the cache is wired into the
+//! proxy path.
 
 pub mod control;
+pub mod key;
 pub mod rules;

@@ -6,10 +6,13 @@
 //! poisoning risk; the proxy does not forward such fields (`X-Forwarded-Host` from clients,
 //! for instance) unless they are in `Vary` — see the proxy's header rules.
 //!
-//! `Accept-Encoding` is compared by meaning, not by text: a stored response with a content
-//! coding answers every request that accepts that coding, and an identity response answers
-//! requests that accept none of br, zstd and gzip. So `gzip, deflate, br` and `br, gzip`
-//! share one stored variant, and no client ever gets a coding it did not ask for.
+//! `Accept-Encoding` is compared by meaning, not by text: requests are grouped by the coding
+//! they would get from a server offering br, zstd and gzip ([`encoding_group`]: `br`, `zstd`,
+//! `gzip` or `identity`), and a stored variant answers a request of its group that also
+//! accepts the stored response's own coding. So `gzip, deflate, br` and `br, gzip` share one
+//! variant, an origin that never compresses (images) still gets one variant per group rather
+//! than a miss per request, and no client ever gets a coding it did not accept. The group is
+//! computable from the request alone, which lets the disk tier name a variant's file.
 
 use http::HeaderMap;
 use http::header::{self, HeaderName};
@@ -49,7 +52,11 @@ impl Variant {
             .into_iter()
             .filter_map(|name| HeaderName::from_bytes(name.as_bytes()).ok())
             .map(|name| {
-                let value = normalized(req, &name);
+                let value = if name == header::ACCEPT_ENCODING {
+                    Some(encoding_group(req).to_string())
+                } else {
+                    normalized(req, &name)
+                };
                 (name, value)
             })
             .collect();
@@ -65,7 +72,8 @@ impl Variant {
     pub fn matches(&self, req: &HeaderMap) -> bool {
         self.fields.iter().all(|(name, stored)| {
             if name == header::ACCEPT_ENCODING {
-                accepts(req, self.coding.as_deref())
+                stored.as_deref() == Some(encoding_group(req))
+                    && accepts(req, self.coding.as_deref())
             } else {
                 normalized(req, name) == *stored
             }
@@ -73,36 +81,51 @@ impl Variant {
     }
 }
 
-/// Whether a request accepts a response in `coding` (`None` = identity, which answers only
-/// requests that accept none of the codings origins commonly apply).
+/// The coding a server offering br, zstd and gzip would choose for this request, or
+/// `identity`: the `Accept-Encoding` part of a variant.
+pub fn encoding_group(req: &HeaderMap) -> &'static str {
+    negotiate(req, &Coding::ALL)
+        .first()
+        .map_or("identity", |c| c.token())
+}
+
+/// Whether a request accepts a response in `coding` (`None` = identity, refused only by an
+/// explicit `identity;q=0`).
 fn accepts(req: &HeaderMap, coding: Option<&str>) -> bool {
     match coding {
-        None => negotiate(req, &Coding::ALL).is_empty(),
+        None => !refused(req, "identity"),
         Some(token) => match Coding::ALL.iter().find(|c| c.token() == token) {
             Some(known) => negotiate(req, &[*known]).contains(known),
             // A coding this server does not produce: accepted if named with q > 0.
-            None => req
-                .get_all(header::ACCEPT_ENCODING)
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .flat_map(|v| v.split(','))
-                .any(|item| {
-                    let mut parts = item.split(';');
-                    let name = parts.next().unwrap_or("").trim();
-                    let zero = parts.any(|p| {
-                        p.trim()
-                            .strip_prefix("q=")
-                            .is_some_and(|q| q.trim().parse::<f32>().is_ok_and(|q| q == 0.0))
-                    });
-                    name.eq_ignore_ascii_case(token) && !zero
-                }),
+            None => items(req).any(|(name, q)| name.eq_ignore_ascii_case(token) && q > 0.0),
         },
     }
 }
 
+/// True when `Accept-Encoding` gives `token` a weight of 0.
+fn refused(req: &HeaderMap, token: &str) -> bool {
+    items(req).any(|(name, q)| name.eq_ignore_ascii_case(token) && q == 0.0)
+}
+
+/// `(coding, q)` of each `Accept-Encoding` item.
+fn items(req: &HeaderMap) -> impl Iterator<Item = (&str, f32)> {
+    req.get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|item| {
+            let mut parts = item.split(';');
+            let name = parts.next().unwrap_or("").trim();
+            let q = parts
+                .find_map(|p| p.trim().strip_prefix("q="))
+                .map_or(1.0, |q| q.trim().parse::<f32>().unwrap_or(0.0));
+            (name, q)
+        })
+}
+
 /// A field's value for comparison (§4.1): every line joined with `, `, items trimmed, inner
 /// runs of whitespace collapsed, case kept (only the field's own semantics could drop it).
-fn normalized(req: &HeaderMap, name: &HeaderName) -> Option<String> {
+pub fn normalized(req: &HeaderMap, name: &HeaderName) -> Option<String> {
     let mut items = Vec::new();
     for value in req.get_all(name) {
         let text = String::from_utf8_lossy(value.as_bytes());
@@ -170,26 +193,37 @@ mod tests {
     }
 
     #[test]
-    fn accept_encoding_is_compared_by_the_coding_accepted() {
+    fn accept_encoding_is_compared_by_group_and_the_coding_accepted() {
         let vary = ("vary", "accept-encoding");
+        let ae = |v: &str| headers(&[("accept-encoding", v)]);
         let gzip = Variant::of(
-            &headers(&[("accept-encoding", "gzip, deflate, br")]),
+            &ae("gzip, deflate"),
             &headers(&[vary, ("content-encoding", "gzip")]),
         );
-        assert!(gzip.matches(&headers(&[("accept-encoding", "br, gzip")])));
-        assert!(gzip.matches(&headers(&[("accept-encoding", "GZIP;q=0.5")])));
-        assert!(!gzip.matches(&headers(&[("accept-encoding", "br")])));
-        assert!(!gzip.matches(&headers(&[("accept-encoding", "gzip;q=0")])));
+        assert!(gzip.matches(&ae("deflate, gzip")));
+        assert!(gzip.matches(&ae("GZIP;q=0.5")));
+        assert!(
+            !gzip.matches(&ae("br, gzip")),
+            "the br group is another variant"
+        );
+        assert!(!gzip.matches(&ae("gzip;q=0")));
         assert!(!gzip.matches(&HeaderMap::new()));
+        // An origin that never compresses: one identity variant per group, each reusable.
+        let image_for_br = Variant::of(&ae("gzip, br"), &headers(&[vary]));
+        assert!(image_for_br.matches(&ae("br")));
+        assert!(!image_for_br.matches(&ae("gzip")));
         let identity = Variant::of(&HeaderMap::new(), &headers(&[vary]));
         assert!(identity.matches(&HeaderMap::new()));
-        assert!(identity.matches(&headers(&[("accept-encoding", "identity")])));
-        assert!(!identity.matches(&headers(&[("accept-encoding", "gzip")])));
+        assert!(identity.matches(&ae("identity")));
+        assert!(!identity.matches(&ae("gzip")));
+        // A coding this server does not produce, in the identity group.
         let deflate = Variant::of(
-            &headers(&[("accept-encoding", "deflate")]),
+            &ae("deflate"),
             &headers(&[vary, ("content-encoding", "deflate")]),
         );
-        assert!(deflate.matches(&headers(&[("accept-encoding", "gzip, deflate")])));
-        assert!(!deflate.matches(&headers(&[("accept-encoding", "deflate;q=0, gzip")])));
+        assert!(deflate.matches(&ae("deflate;q=0.8")));
+        assert!(!deflate.matches(&ae("identity")));
+        assert_eq!(encoding_group(&ae("gzip;q=0.5, br;q=0.4")), "gzip");
+        assert_eq!(encoding_group(&ae("deflate")), "identity");
     }
 }

@@ -144,6 +144,18 @@ pub fn decode(bytes: &[u8], key: &str) -> Result<Object, Corrupt> {
     })
 }
 
+/// The key a file says it holds, without checking the rest (to decode it next).
+pub fn peek_key(bytes: &[u8]) -> Option<String> {
+    if !bytes.starts_with(MAGIC) {
+        return None;
+    }
+    let mut r = Reader {
+        bytes,
+        at: MAGIC.len(),
+    };
+    r.string().ok()
+}
+
 fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
     out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
     out.extend_from_slice(bytes);

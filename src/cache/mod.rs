@@ -2,8 +2,8 @@
 //! [`rules`] decides what may be stored and reused, [`key`] makes primary keys and matches
 //! `Vary` variants, [`coalesce`] makes concurrent misses share one origin fetch, [`memory`] is
 //! the memory tier with its purges, [`disk`] the disk tier shared by the workers, and
-//! [`record`] its checked file format. They are wired into the proxy path as the cache
-//! handler.
+//! [`record`] its checked file format; [`status`] writes `Cache-Status` (RFC 9211). They are
+//! wired into the proxy path as the cache handler.
 
 pub mod coalesce;
 pub mod control;
@@ -12,3 +12,4 @@ pub mod key;
 pub mod memory;
 pub mod record;
 pub mod rules;
+pub mod status;

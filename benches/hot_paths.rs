@@ -66,6 +66,7 @@ fn router(c: &mut Criterion) {
             default: i == 0,
             maintenance: false,
             tls: None,
+            forward_proxy: None,
             routes: routes.clone(),
         })
         .collect();
@@ -74,6 +75,7 @@ fn router(c: &mut Criterion) {
         tls: vec![None],
         sites,
         limits: Limits::default(),
+        upstreams: Vec::new(),
     };
     let router = Router::new(&settings);
     c.bench_function("router_site_and_route_10_sites_21_routes", |b| {

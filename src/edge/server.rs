@@ -55,6 +55,8 @@ pub struct Shared {
     /// period so that a request a client is already sending is answered (with
     /// `Connection: close`) instead of meeting a closed socket.
     pub polite: AtomicBool,
+    /// The upstreams `proxy` routes forward to: pools, health state, kept-alive connections.
+    pub backends: crate::proxy::Backends,
 }
 
 /// How the server stops.
@@ -162,6 +164,7 @@ impl Server {
             bound: std::sync::OnceLock::new(),
             tls: settings.tls.clone(),
             polite: AtomicBool::new(false),
+            backends: crate::proxy::Backends::new(&settings.upstreams),
         });
         Server {
             shared,
@@ -178,6 +181,8 @@ impl Server {
             .map(|(l, configured)| l.local_addr().unwrap_or(*configured))
             .collect();
         let _ = self.shared.bound.set(bound);
+        // Health checks stop when the drain starts: an old generation stops judging members.
+        self.shared.backends.start_checks(&self.shared.drain);
         self.tracker.spawn(super::park::Lot::run(
             self.shared.clone(),
             self.tracker.clone(),

@@ -26,6 +26,7 @@ mod malformed;
 mod methods;
 mod parking;
 mod processes;
+mod proxy;
 mod static_files;
 mod tls;
 mod traversal;

@@ -7,7 +7,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::Request;
 
-use crate::harness::origin::{Misbehaviour, Origin, RawOrigin, echoed_header, refused_addr};
+use crate::harness::origin::{
+    self as origin, Misbehaviour, Origin, RawOrigin, Zeros, echoed_header, full, handler,
+    refused_addr,
+};
 use crate::harness::{Server, WorkDir, get, send};
 
 /// A config with one upstream named `app` over `origins`, extra upstream keys, and one site
@@ -275,4 +278,443 @@ proxy = {{ upstream = "app" }}
         statuses.iter().all(|&s| s == 502 || s == 200),
         "{statuses:?}"
     );
+}
+
+/// Resident memory of a process, from `/proc/PID/status` (`VmRSS` now, `VmHWM` its peak), in
+/// bytes.
+fn memory_kb(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(field))
+        .and_then(|rest| {
+            rest.trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<u64>()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+        * 1024
+}
+
+/// Sends `request` on a new HTTP/1.1 connection and counts the response body's bytes, keeping
+/// only the first 64.
+async fn exchange_counting<B>(
+    addr: std::net::SocketAddr,
+    request: Request<B>,
+) -> (u16, u64, Vec<u8>)
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    use http_body_util::BodyExt;
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
+            .await
+            .unwrap();
+    let driver = tokio::spawn(conn);
+    let response = sender.send_request(request).await.unwrap();
+    let status = response.status().as_u16();
+    let mut body = response.into_body();
+    let mut bytes = 0u64;
+    let mut head = Vec::new();
+    while let Some(frame) = body.frame().await {
+        if let Some(data) = frame.unwrap().data_ref() {
+            bytes += data.len() as u64;
+            let room = 64usize.saturating_sub(head.len()).min(data.len());
+            head.extend_from_slice(&data[..room]);
+        }
+    }
+    drop(sender);
+    driver.abort();
+    (status, bytes, head)
+}
+
+#[tokio::test]
+async fn a_100_mb_upload_and_download_stream_through_in_bounded_memory() {
+    const SIZE: u64 = 100 * 1024 * 1024;
+    let origin = Origin::start(
+        "big",
+        handler(|req, _seen| async move {
+            if req.method() == http::Method::POST {
+                let mut body = req.into_body();
+                let mut bytes = 0u64;
+                while let Some(Ok(frame)) = http_body_util::BodyExt::frame(&mut body).await {
+                    bytes += frame.data_ref().map_or(0, |d| d.len() as u64);
+                }
+                http::Response::new(full(format!("received {bytes}")))
+            } else {
+                http::Response::new(http_body_util::BodyExt::boxed(Zeros { left: SIZE }))
+            }
+        }),
+    )
+    .await;
+    let config = format!(
+        r#"
+[server]
+workers = 1
+
+[limits]
+client_max_body_size = "200m"
+
+[[upstream]]
+name = "big"
+servers = ["{}"]
+
+[[site]]
+listen = ["127.0.0.1:0"]
+
+[[site.route]]
+proxy = {{ upstream = "big" }}
+"#,
+        origin.addr
+    );
+    let server = Server::start(WorkDir::new(), &config);
+    let workers = server.worker_pids();
+    let [worker] = workers.as_slice() else {
+        panic!("expected one worker: {workers:?}");
+    };
+    // Warm up (the first forward makes the client and its connection), then measure.
+    let r = get(server.addr(), "/warm").await;
+    assert_eq!(r.status, 200);
+    drop(r);
+    let before = memory_kb(*worker, "VmRSS:");
+
+    let upload = Request::post("/upload")
+        .header("host", "big.test")
+        .body(Zeros { left: SIZE })
+        .unwrap();
+    let (status, _, answer) = tokio::time::timeout(
+        Duration::from_secs(60),
+        exchange_counting(server.addr(), upload),
+    )
+    .await
+    .expect("the upload took over a minute");
+    assert_eq!(status, 200);
+    assert_eq!(String::from_utf8_lossy(&answer), format!("received {SIZE}"));
+    assert_eq!(origin.hits(), 2);
+
+    let download = Request::get("/download")
+        .header("host", "big.test")
+        .body(http_body_util::Empty::<Bytes>::new())
+        .unwrap();
+    let (status, bytes, _) = tokio::time::timeout(
+        Duration::from_secs(60),
+        exchange_counting(server.addr(), download),
+    )
+    .await
+    .expect("the download took over a minute");
+    assert_eq!((status, bytes), (200, SIZE));
+
+    let peak = memory_kb(*worker, "VmHWM:");
+    let growth = peak.saturating_sub(before);
+    assert!(
+        growth < 64 * 1024 * 1024,
+        "the worker's peak resident memory grew by {} MiB (from {} MiB)",
+        growth / (1024 * 1024),
+        before / (1024 * 1024)
+    );
+}
+
+#[tokio::test]
+async fn redirects_to_the_member_point_back_at_the_proxy_with_the_stripped_prefix() {
+    let origin = Origin::start(
+        "r",
+        handler(|req, seen| async move {
+            if req.uri().path() == "/redirect" {
+                let own = req
+                    .headers()
+                    .get("x-own-address")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_string();
+                http::Response::builder()
+                    .status(302)
+                    .header("location", format!("http://{own}/next?x=1"))
+                    .header("refresh", format!("3; url=http://{own}/later"))
+                    .body(full(""))
+                    .unwrap()
+            } else {
+                origin::echo(req, &seen).await
+            }
+        }),
+    )
+    .await;
+    let server = Server::start(
+        WorkDir::new(),
+        &format!(
+            r#"
+[[upstream]]
+name = "app"
+servers = ["{}"]
+
+[[site]]
+listen = ["127.0.0.1:0"]
+
+[[site.route]]
+prefix = "/app/"
+proxy = {{ upstream = "app", strip_prefix = true }}
+"#,
+            origin.addr
+        ),
+    );
+    let r = send(
+        server.addr(),
+        Request::get("/app/redirect")
+            .header("host", "example.test")
+            .header("x-own-address", origin.addr.to_string())
+            .body(Bytes::new())
+            .unwrap(),
+    )
+    .await;
+    r.assert_status(302);
+    r.assert_header("location", "http://example.test/app/next?x=1");
+    r.assert_header("refresh", "3; url=http://example.test/app/later");
+    let r = get(server.addr(), "/app/deeper/path?q=2").await;
+    assert!(r.text().contains("target /deeper/path?q=2"), "{r}");
+}
+
+#[tokio::test]
+async fn http2_clients_are_proxied_to_an_http1_origin() {
+    let origin = Origin::echo("h1").await;
+    let server = Server::start(WorkDir::new(), &config(&[&origin], "", ""));
+    let client = crate::harness::H2Client::connect(server.addr()).await;
+    let r = client.get("/over/h2").await;
+    r.assert_status(200);
+    assert_eq!(r.version, http::Version::HTTP_2);
+    r.assert_header("x-origin", "h1");
+    r.assert_header("via", "1.1 portico");
+    let body = r.text();
+    assert!(body.contains("target /over/h2"), "{r}");
+    assert!(echoed_header(&body, "host").is_some(), "{r}");
+    assert_eq!(
+        echoed_header(&body, "via").as_deref(),
+        Some("2 portico"),
+        "{r}"
+    );
+    let post = Request::post("/upload")
+        .body(Bytes::from(vec![b'x'; 100_000]))
+        .unwrap();
+    let r = client.send(post).await;
+    r.assert_status(200);
+    assert!(r.text().contains("body-bytes 100000"), "{r}");
+    client.close().await;
+}
+
+/// A WebSocket echo origin: answers the upgrade with 101, then echoes each (small) frame back
+/// unmasked until a close frame, which it returns.
+fn websocket_echo() -> crate::harness::origin::Handler {
+    handler(|mut req, _seen| async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        if req
+            .headers()
+            .get("upgrade")
+            .is_none_or(|v| v != "websocket")
+        {
+            return http::Response::builder()
+                .status(400)
+                .body(full("not a websocket request"))
+                .unwrap();
+        }
+        let upgrade = hyper::upgrade::on(&mut req);
+        tokio::spawn(async move {
+            let mut io = hyper_util::rt::TokioIo::new(upgrade.await.unwrap());
+            loop {
+                let mut head = [0u8; 2];
+                if io.read_exact(&mut head).await.is_err() {
+                    return;
+                }
+                let len = usize::from(head[1] & 0x7f);
+                let mut mask = [0u8; 4];
+                io.read_exact(&mut mask).await.unwrap();
+                let mut payload = vec![0u8; len];
+                io.read_exact(&mut payload).await.unwrap();
+                for (i, b) in payload.iter_mut().enumerate() {
+                    *b ^= mask[i % 4];
+                }
+                let mut frame = vec![head[0], len as u8];
+                frame.extend_from_slice(&payload);
+                io.write_all(&frame).await.unwrap();
+                if head[0] & 0x0f == 0x8 {
+                    return;
+                }
+            }
+        });
+        http::Response::builder()
+            .status(101)
+            .header("upgrade", "websocket")
+            .header("connection", "Upgrade")
+            .header("sec-websocket-accept", "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")
+            .body(full(""))
+            .unwrap()
+    })
+}
+
+/// A masked client frame (RFC 6455 §5.2), FIN set, payload under 126 bytes.
+fn client_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+    let mask = [0x12, 0x34, 0x56, 0x78];
+    let mut frame = vec![0x80 | opcode, 0x80 | payload.len() as u8];
+    frame.extend_from_slice(&mask);
+    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    frame
+}
+
+/// Reads a response head (up to the blank line) from a raw stream.
+async fn read_head(stream: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut byte))
+            .await
+            .expect("no response head within 10 s")
+            .unwrap();
+        assert_eq!(n, 1, "closed after {:?}", String::from_utf8_lossy(&head));
+        head.push(byte[0]);
+    }
+    String::from_utf8_lossy(&head).into_owned()
+}
+
+#[tokio::test]
+async fn websocket_frames_echo_through_the_proxy() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let origin = Origin::start("ws", websocket_echo()).await;
+    let server = Server::start(WorkDir::new(), &config(&[&origin], "", ""));
+    let mut ws = tokio::net::TcpStream::connect(server.addr()).await.unwrap();
+    ws.write_all(
+        b"GET /chat HTTP/1.1\r\nHost: chat.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let head = read_head(&mut ws).await;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    let lower = head.to_ascii_lowercase();
+    assert!(lower.contains("upgrade: websocket"), "{head}");
+    assert!(lower.contains("connection: upgrade"), "{head}");
+    assert!(
+        lower.contains("sec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo="),
+        "{head}"
+    );
+    for message in ["hello", "through the proxy", "again"] {
+        ws.write_all(&client_frame(0x1, message.as_bytes()))
+            .await
+            .unwrap();
+        let mut echoed = vec![0u8; 2 + message.len()];
+        tokio::time::timeout(Duration::from_secs(10), ws.read_exact(&mut echoed))
+            .await
+            .expect("no echo within 10 s")
+            .unwrap();
+        assert_eq!(echoed[0], 0x81);
+        assert_eq!(usize::from(echoed[1]), message.len());
+        assert_eq!(&echoed[2..], message.as_bytes());
+    }
+    ws.write_all(&client_frame(0x8, b"")).await.unwrap();
+    let mut close = [0u8; 2];
+    ws.read_exact(&mut close).await.unwrap();
+    assert_eq!(close, [0x88, 0]);
+}
+
+#[tokio::test]
+async fn connect_opens_a_tunnel_only_to_allowed_targets() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let allowed = Origin::echo("inside").await;
+    let other = Origin::echo("other").await;
+    let config = format!(
+        r#"
+[[site]]
+listen = ["127.0.0.1:0"]
+
+[site.forward_proxy]
+allow = ["127.0.0.1:{}"]
+idle_timeout = "2s"
+
+[[site.route]]
+respond = {{ body = "the proxy's own page" }}
+"#,
+        allowed.addr.port()
+    );
+    let server = Server::start(WorkDir::new(), &config);
+
+    // Allowed: 200, then HTTP through the tunnel to the target.
+    let mut tunnel = tokio::net::TcpStream::connect(server.addr()).await.unwrap();
+    let target = allowed.addr;
+    tunnel
+        .write_all(format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let head = read_head(&mut tunnel).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    tunnel
+        .write_all(b"GET /inside HTTP/1.1\r\nHost: inside\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), tunnel.read_to_end(&mut answer))
+        .await
+        .expect("the tunnel did not close after the answer")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("origin inside"), "{answer}");
+    assert!(answer.contains("target /inside"), "{answer}");
+
+    // Not allowed: 403; malformed: 400; the connection closes after either.
+    for (target, status) in [
+        (other.addr.to_string(), "403"),
+        ("example.com".to_string(), "400"),
+    ] {
+        let r = crate::harness::exchange(
+            server.addr(),
+            format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n"),
+        )
+        .await;
+        assert_eq!(r.status.to_string(), status, "{r}");
+    }
+    assert_eq!(other.hits(), 0);
+
+    // An idle tunnel is closed after idle_timeout.
+    let mut idle = tokio::net::TcpStream::connect(server.addr()).await.unwrap();
+    idle.write_all(format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let head = read_head(&mut idle).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let started = std::time::Instant::now();
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), idle.read_to_end(&mut rest))
+        .await
+        .expect("the idle tunnel was not closed")
+        .unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_millis(1500),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // Absolute-form requests are forwarded to allowed targets only; origin-form requests
+    // still reach the site itself.
+    let r = crate::harness::exchange(
+        server.addr(),
+        format!("GET http://{target}/absolute HTTP/1.1\r\nHost: {target}\r\n\r\n"),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{r}");
+    let body = String::from_utf8_lossy(&r.body);
+    assert!(
+        body.contains("origin inside") && body.contains("target /absolute"),
+        "{r}"
+    );
+    let denied = other.addr;
+    let r = crate::harness::exchange(
+        server.addr(),
+        format!("GET http://{denied}/ HTTP/1.1\r\nHost: {denied}\r\n\r\n"),
+    )
+    .await;
+    assert_eq!(r.status, 403, "{r}");
+    assert_eq!(other.hits(), 0);
+    let r = get(server.addr(), "/").await;
+    assert_eq!(r.text(), "the proxy's own page", "{r}");
 }

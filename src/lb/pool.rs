@@ -254,3 +254,119 @@ pub fn cookie<'h>(headers: &'h http::HeaderMap, name: &str) -> Option<&'h str> {
             (k == name).then(|| v.trim_matches('"'))
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lb::settings::Policy;
+
+    fn pool(policy: Policy, sticky: Option<&str>) -> Arc<Pool> {
+        let mut settings = Settings::new(
+            "test",
+            vec![
+                "10.0.0.1:80".parse().unwrap(),
+                "10.0.0.2:80".parse().unwrap(),
+            ],
+        );
+        settings.policy = policy;
+        settings.sticky_cookie = sticky.map(str::to_string);
+        Arc::new(Pool::new(settings))
+    }
+
+    fn parts(cookie: Option<&str>) -> http::request::Parts {
+        let mut builder = http::Request::get("/");
+        if let Some(cookie) = cookie {
+            builder = builder.header("cookie", cookie);
+        }
+        builder.body(()).unwrap().into_parts().0
+    }
+
+    #[test]
+    fn tried_members_are_skipped_and_none_left_is_none() {
+        let pool = pool(Policy::RoundRobin, None);
+        let parts = parts(None);
+        let subject = Subject {
+            parts: &parts,
+            client_ip: "192.0.2.1".parse().unwrap(),
+        };
+        let first = pool.choose(&subject, &[]).unwrap();
+        let second = pool.choose(&subject, &[first]).unwrap();
+        assert_ne!(first, second);
+        assert_eq!(pool.choose(&subject, &[0, 1]), None);
+    }
+
+    #[test]
+    fn leases_count_requests_in_flight_for_least_conn() {
+        let pool = pool(Policy::LeastConn, None);
+        let parts = parts(None);
+        let subject = Subject {
+            parts: &parts,
+            client_ip: "192.0.2.1".parse().unwrap(),
+        };
+        let held = pool.lease(0);
+        for _ in 0..5 {
+            assert_eq!(pool.choose(&subject, &[]), Some(1));
+        }
+        assert_eq!(pool.members()[0].in_flight(), 1);
+        drop(held);
+        assert_eq!(pool.members()[0].in_flight(), 0);
+    }
+
+    #[test]
+    fn p2c_prefers_the_lower_latency_average() {
+        let pool = pool(Policy::P2c, None);
+        pool.members()[0].add_latency_sample(Duration::from_millis(200));
+        pool.members()[1].add_latency_sample(Duration::from_millis(2));
+        let parts = parts(None);
+        let subject = Subject {
+            parts: &parts,
+            client_ip: "192.0.2.1".parse().unwrap(),
+        };
+        for _ in 0..20 {
+            assert_eq!(pool.choose(&subject, &[]), Some(1));
+        }
+        // Enough load on the fast one tips the balance.
+        let leases: Vec<Lease> = (0..200).map(|_| pool.lease(1)).collect();
+        assert_eq!(pool.choose(&subject, &[]), Some(0));
+        drop(leases);
+    }
+
+    #[test]
+    fn a_sticky_cookie_names_its_member_while_it_is_available() {
+        let pool = pool(Policy::RoundRobin, Some("srv"));
+        let none = parts(None);
+        let subject = Subject {
+            parts: &none,
+            client_ip: "192.0.2.1".parse().unwrap(),
+        };
+        let cookie = pool.sticky_set_cookie(&subject, 1, true).unwrap();
+        let text = cookie.to_str().unwrap();
+        assert!(
+            text.ends_with("; Path=/; HttpOnly; SameSite=Lax; Secure"),
+            "{text}"
+        );
+        let pair = text.split(';').next().unwrap();
+        let with = parts(Some(&format!("a=b; {pair}")));
+        let subject = Subject {
+            parts: &with,
+            client_ip: "192.0.2.1".parse().unwrap(),
+        };
+        for _ in 0..5 {
+            assert_eq!(pool.choose(&subject, &[]), Some(1));
+        }
+        assert!(pool.sticky_set_cookie(&subject, 1, false).is_none());
+        // Its member tried (or out): another one, and a new cookie for it.
+        assert_eq!(pool.choose(&subject, &[1]), Some(0));
+        assert!(pool.sticky_set_cookie(&subject, 0, false).is_some());
+    }
+
+    #[test]
+    fn cookies_are_found_by_name() {
+        let mut headers = http::HeaderMap::new();
+        headers.append("cookie", "a=1; b=\"2\"".parse().unwrap());
+        headers.append("cookie", "c=3".parse().unwrap());
+        assert_eq!(cookie(&headers, "b"), Some("2"));
+        assert_eq!(cookie(&headers, "c"), Some("3"));
+        assert_eq!(cookie(&headers, "d"), None);
+    }
+}

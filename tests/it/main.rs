@@ -20,6 +20,7 @@ mod connections;
 mod examples;
 mod express;
 mod handlers;
+mod lb;
 mod lifecycle;
 mod limits;
 mod malformed;

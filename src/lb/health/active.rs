@@ -115,13 +115,16 @@ pub async fn probe(
             .body(Empty::<Bytes>::new())
             .map_err(|_| ProbeError::InvalidPath)?;
         let send = sender.send_request(request);
-        tokio::pin!(conn);
+        tokio::pin!(conn, send);
+        // The connection is driven until the answer comes; with `Connection: close` it may
+        // end first, and the answer is then ready.
         tokio::select! {
-            response = send => response.map(|r| r.status()).map_err(ProbeError::Http),
-            ended = &mut conn => Err(match ended {
-                Err(e) => ProbeError::Http(e),
-                Ok(()) => ProbeError::Closed,
-            }),
+            biased;
+            response = &mut send => response.map(|r| r.status()).map_err(ProbeError::Http),
+            ended = &mut conn => match ended {
+                Err(e) => Err(ProbeError::Http(e)),
+                Ok(()) => send.await.map(|r| r.status()).map_err(|_| ProbeError::Closed),
+            },
         }
     };
     tokio::time::timeout(timeout, exchange)
@@ -145,6 +148,30 @@ mod tests {
             Some(StatusCode::IM_A_TEAPOT)
         ));
         assert!(!is_expected(StatusCode::OK, Some(StatusCode::NO_CONTENT)));
+    }
+
+    /// A member that answers and closes at once (`Connection: close`): the answer counts
+    /// even when the connection's end is seen first.
+    #[tokio::test]
+    async fn an_answer_followed_by_a_close_passes() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let authority: Authority = listener.local_addr().unwrap().to_string().parse().unwrap();
+        let member = tokio::spawn(async move {
+            for _ in 0..20 {
+                let (mut stream, _) = listener.accept().await.unwrap();
+                let mut buf = [0u8; 1024];
+                let _ = stream.read(&mut buf).await;
+                let _ = stream
+                    .write_all(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
+                    .await;
+            }
+        });
+        for _ in 0..20 {
+            let status = probe(&authority, "/health", Duration::from_secs(5)).await;
+            assert_eq!(status.unwrap(), StatusCode::NO_CONTENT);
+        }
+        member.await.unwrap();
     }
 
     #[tokio::test]

@@ -26,7 +26,7 @@ pub mod workdir;
 
 use std::time::Duration;
 
-pub use client::{H2Client, Response, get, send};
+pub use client::{H1Client, H2Client, Response, get, send};
 pub use command::{CliOutput, portico};
 pub use raw::{RawConn, RawResponse, exchange};
 pub use server::Server;

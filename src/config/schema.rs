@@ -167,7 +167,7 @@ pub struct SiteTls {
 }
 
 /// `[[site.route]]`: a path match, the methods it allows, and exactly one handler table:
-/// `static`, `redirect`, `respond` or `proxy`.
+/// `static`, `redirect`, `respond`, `proxy` or `httpbin`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Route {
@@ -190,7 +190,15 @@ pub struct Route {
     pub respond: Option<Spanned<Respond>>,
     /// `proxy = { upstream = "name", ... }`: forward to an upstream pool.
     pub proxy: Option<Spanned<Proxy>>,
+    /// `httpbin = {}`: the built-in test origin (echo, `/status/CODE`, `/delay/N`,
+    /// `/cache/N`, `/uuid`), as the demo uses behind a proxied route.
+    pub httpbin: Option<Spanned<Httpbin>>,
 }
+
+/// `httpbin = {}`: no keys.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Httpbin {}
 
 /// `[site.route.static]`: files from a root folder.
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -850,23 +850,32 @@ fn load_reports_an_unreadable_file() {
 }
 
 #[test]
-fn demo_resolves_with_its_three_routes() {
+fn demo_resolves_with_its_routes_and_its_test_origin() {
     let folder = Folder::new();
     let config = resolve(
         &demo::demo(&folder.dir.path().join("public"), None),
         Origin::Demo,
     )
     .unwrap();
-    assert_eq!(
-        config.edge.listeners,
-        vec![demo::DEMO_LISTEN.parse::<SocketAddr>().unwrap()]
-    );
+    let mut listeners = vec![demo::DEMO_LISTEN.parse::<SocketAddr>().unwrap()];
+    listeners.extend(demo::DEMO_ORIGIN_LISTEN.map(|a| a.parse::<SocketAddr>().unwrap()));
+    assert_eq!(config.edge.listeners, listeners);
     let site = &config.edge.sites[0];
     assert_eq!(site.name, "welcome");
     assert!(site.default);
-    let [files, health, docs] = site.routes.as_slice() else {
+    let [files, health, docs, origin] = site.routes.as_slice() else {
         panic!("{site:#?}")
     };
+    assert_eq!(origin.path, PathMatch::Prefix("/origin/".into()));
+    let Handler::Proxy(proxy) = &origin.handler else {
+        panic!()
+    };
+    assert!(proxy.strip_prefix);
+    let upstream = &config.edge.upstreams[proxy.upstream];
+    assert_eq!(upstream.pool.members.len(), 2);
+    assert!(upstream.pool.active.is_some());
+    let test_origin = &config.edge.sites[1];
+    assert!(matches!(test_origin.routes[0].handler, Handler::Httpbin));
     assert_eq!(files.path, PathMatch::Prefix("/".into()));
     let Handler::Static(settings) = &files.handler else {
         panic!()
@@ -888,6 +897,38 @@ fn demo_resolves_with_its_three_routes() {
     assert_eq!(
         (redirect.status, redirect.to.as_str()),
         (StatusCode::FOUND, "/")
+    );
+}
+
+#[test]
+fn reverse_proxy_resolves_and_reports_a_bad_origin_as_the_command_line() {
+    let options = demo::ReverseProxy {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        threads: None,
+        policy: Some("least_conn".into()),
+        health_path: Some("/healthz".into()),
+        change_host_header: true,
+    };
+    let to = ["http://127.0.0.1:3000".to_string(), "127.0.0.1:3001".into()];
+    let config = resolve(&demo::reverse_proxy(&to, &options), Origin::CommandLine).unwrap();
+    let upstream = &config.edge.upstreams[0];
+    assert_eq!(upstream.pool.members.len(), 2);
+    assert_eq!(upstream.pool.policy, crate::lb::Policy::LeastConn);
+    assert_eq!(upstream.pool.active.as_ref().unwrap().path, "/healthz");
+    let Handler::Proxy(proxy) = &config.edge.sites[0].routes[0].handler else {
+        panic!()
+    };
+    assert_eq!(proxy.host, crate::proxy::HostHeader::Upstream);
+
+    let diagnostics = resolve(
+        &demo::reverse_proxy(&["localhost".to_string()], &options),
+        Origin::CommandLine,
+    )
+    .unwrap_err();
+    assert_eq!(
+        diagnostics.to_string(),
+        "error: (command line): `localhost` has no port\n  \
+         hint: write \"localhost:80\" or \"http://localhost\"\n"
     );
 }
 

@@ -167,7 +167,7 @@ fn answer_now(ctx: &ConnCtx, req: Request<Incoming>) -> Now {
             Now::Answered(redirect::answer(settings, &route.route.path, &parts))
         }
         Handler::Respond(settings) => Now::Answered(respond::answer(settings)),
-        Handler::Proxy(_) => Now::Later(Request::from_parts(parts, body)),
+        Handler::Proxy(_) | Handler::Httpbin => Now::Later(Request::from_parts(parts, body)),
     }
 }
 
@@ -256,8 +256,20 @@ async fn answer(ctx: &ConnCtx, mut req: Request<Incoming>) -> Response<Body> {
     if let Handler::Proxy(settings) = &route.route.handler {
         return proxy_pass(ctx, route, settings, &parts, body).await;
     }
-    if let Err(response) = read_body(ctx, &parts, body).await {
-        return response;
+    let mut kept = Vec::new();
+    let keep = matches!(route.route.handler, Handler::Httpbin).then_some(&mut kept);
+    let body_bytes = match read_body(ctx, &parts, body, keep).await {
+        Ok(bytes) => bytes,
+        Err(response) => return response,
+    };
+    if matches!(route.route.handler, Handler::Httpbin) {
+        let exchange = super::httpbin::Exchange {
+            peer: ctx.peer,
+            local: ctx.local,
+            body_bytes,
+            body: &kept,
+        };
+        return super::httpbin::answer(&parts, &exchange).await;
     }
     produce(route, &parts).await
 }
@@ -363,15 +375,17 @@ fn check_method(route: &CompiledRoute, parts: &http::request::Parts) -> Result<(
     Err(res)
 }
 
-/// Phase 5: the body's size and pace, checked before and while reading it.
+/// Phase 5: the body's size and pace, checked before and while reading it; its length, and
+/// its first bytes in `keep` (up to `httpbin::ECHO_BODY_BYTES`) when asked.
 async fn read_body(
     ctx: &ConnCtx,
     parts: &http::request::Parts,
     mut body: Incoming,
-) -> Result<(), Response<Body>> {
+    mut keep: Option<&mut Vec<u8>>,
+) -> Result<u64, Response<Body>> {
     use http_body::Body as _;
     if body.is_end_stream() {
-        return Ok(());
+        return Ok(0);
     }
     check_declared_length(ctx, parts)?;
     let limits = &ctx.shared.limits;
@@ -379,11 +393,15 @@ async fn read_body(
     loop {
         match tokio::time::timeout(limits.body_read_timeout, body.frame()).await {
             Err(_) => return Err(error_page::response(StatusCode::REQUEST_TIMEOUT)),
-            Ok(None) => return Ok(()),
+            Ok(None) => return Ok(total),
             Ok(Some(Err(_))) => return Err(error_page::response(StatusCode::BAD_REQUEST)),
             Ok(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
                     total += data.len() as u64;
+                    if let Some(keep) = keep.as_deref_mut() {
+                        let room = super::httpbin::ECHO_BODY_BYTES.saturating_sub(keep.len());
+                        keep.extend_from_slice(&data[..room.min(data.len())]);
+                    }
                     if total > limits.max_body_bytes {
                         return Err(error_page::response(StatusCode::PAYLOAD_TOO_LARGE));
                     }
@@ -482,8 +500,10 @@ async fn produce(route: &CompiledRoute, parts: &http::request::Parts) -> Respons
         }
         Handler::Redirect(settings) => redirect::answer(settings, &route.route.path, parts),
         Handler::Respond(settings) => respond::answer(settings),
-        // Answered by `proxy_pass` before the body is read.
-        Handler::Proxy(_) => error_page::response(StatusCode::INTERNAL_SERVER_ERROR),
+        // Answered in `answer`, with the body.
+        Handler::Proxy(_) | Handler::Httpbin => {
+            error_page::response(StatusCode::INTERNAL_SERVER_ERROR)
+        }
     }
 }
 

@@ -97,6 +97,8 @@ pub enum Handler {
     Respond(Respond),
     /// Forwarding to an upstream pool.
     Proxy(proxy::Settings),
+    /// The built-in test origin (`edge/httpbin.rs`).
+    Httpbin,
 }
 
 /// `redirect` handler: status 301, 302, 303, 307 or 308 and a target template.
@@ -179,15 +181,17 @@ impl Handler {
     pub fn methods(&self) -> Vec<Method> {
         match self {
             Handler::Static(_) => vec![Method::GET, Method::HEAD, Method::OPTIONS],
-            Handler::Redirect(_) | Handler::Respond(_) | Handler::Proxy(_) => vec![
-                Method::GET,
-                Method::HEAD,
-                Method::POST,
-                Method::PUT,
-                Method::DELETE,
-                Method::PATCH,
-                Method::OPTIONS,
-            ],
+            Handler::Redirect(_) | Handler::Respond(_) | Handler::Proxy(_) | Handler::Httpbin => {
+                vec![
+                    Method::GET,
+                    Method::HEAD,
+                    Method::POST,
+                    Method::PUT,
+                    Method::DELETE,
+                    Method::PATCH,
+                    Method::OPTIONS,
+                ]
+            }
         }
     }
 }

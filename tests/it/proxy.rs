@@ -718,3 +718,81 @@ respond = {{ body = "the proxy's own page" }}
     let r = get(server.addr(), "/").await;
     assert_eq!(r.text(), "the proxy's own page", "{r}");
 }
+
+#[tokio::test]
+async fn the_reverse_proxy_quick_start_balances_over_its_origins() {
+    let (a, b) = (Origin::echo("a").await, Origin::echo("b").await);
+    let work = WorkDir::new();
+    let data_dir = work.join("state");
+    let to = format!("http://{},{}", a.addr, b.addr);
+    let args = [
+        "--data-dir".as_ref(),
+        data_dir.as_os_str(),
+        "reverse-proxy".as_ref(),
+        "--to".as_ref(),
+        std::ffi::OsStr::new(&to),
+        "--listen".as_ref(),
+        "127.0.0.1:0".as_ref(),
+        "--workers".as_ref(),
+        "1".as_ref(),
+    ];
+    let server = Server::start_with_args(work, &args);
+    let mut seen = Vec::new();
+    for _ in 0..4 {
+        let r = get(server.addr(), "/").await;
+        r.assert_status(200);
+        seen.push(r.header("x-origin").unwrap().to_string());
+    }
+    seen.sort();
+    assert_eq!(seen, ["a", "a", "b", "b"]);
+}
+
+#[tokio::test]
+async fn the_built_in_test_origin_answers_behind_a_proxied_route() {
+    let origin_addr = refused_addr();
+    let config = format!(
+        r#"
+[[upstream]]
+name = "bin"
+servers = ["{origin_addr}"]
+
+[[site]]
+name = "front"
+listen = ["127.0.0.1:0"]
+
+[[site.route]]
+prefix = "/origin/"
+proxy = {{ upstream = "bin", strip_prefix = true }}
+
+[[site]]
+name = "bin"
+listen = ["{origin_addr}"]
+
+[[site.route]]
+httpbin = {{}}
+"#
+    );
+    let server = Server::start(WorkDir::new(), &config);
+    // Listeners in order of first appearance: the front site's comes first.
+    let front = server.addrs()[0];
+    let r = get(front, "/origin/anything?x=1").await;
+    r.assert_status(200);
+    r.assert_header("content-type", "application/json");
+    let echo: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(echo["path"], "/anything", "{r}");
+    assert_eq!(echo["args"]["x"], "1", "{r}");
+    assert_eq!(echo["headers"]["x-forwarded-for"][0], "127.0.0.1", "{r}");
+    assert_eq!(echo["served_by"], origin_addr.to_string(), "{r}");
+    get(front, "/origin/status/418").await.assert_status(418);
+    let r = get(front, "/origin/cache/60").await;
+    r.assert_header("cache-control", "public, max-age=60");
+    let r = get(front, "/origin/uuid").await;
+    r.assert_header("cache-control", "no-store");
+    let post = Request::post("/origin/post")
+        .body(Bytes::from_static(b"name=portico"))
+        .unwrap();
+    let r = send(front, post).await;
+    let echo: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(echo["method"], "POST", "{r}");
+    assert_eq!(echo["body"], "name=portico", "{r}");
+}

@@ -1,5 +1,5 @@
 //! Resolves `[[site.route]]`: the path match, the methods, and the one handler table
-//! (`static`, `redirect`, `respond` or `proxy`) into an `edge::Route`.
+//! (`static`, `redirect`, `respond`, `proxy` or `httpbin`) into an `edge::Route`.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -110,7 +110,7 @@ fn methods(
     Some(methods)
 }
 
-/// Exactly one of `static`, `redirect`, `respond`, `proxy`.
+/// Exactly one of `static`, `redirect`, `respond`, `proxy`, `httpbin`.
 fn handler(cx: &mut Context<'_>, raw: &Spanned<schema::Route>) -> Option<Handler> {
     let route = raw.get_ref();
     let present: Vec<&str> = [
@@ -118,6 +118,7 @@ fn handler(cx: &mut Context<'_>, raw: &Spanned<schema::Route>) -> Option<Handler
         route.redirect.as_ref().map(|_| "redirect"),
         route.respond.as_ref().map(|_| "respond"),
         route.proxy.as_ref().map(|_| "proxy"),
+        route.httpbin.as_ref().map(|_| "httpbin"),
     ]
     .into_iter()
     .flatten()
@@ -127,7 +128,7 @@ fn handler(cx: &mut Context<'_>, raw: &Spanned<schema::Route>) -> Option<Handler
             cx.error_with_hint(
                 raw.span(),
                 "the route has no handler",
-                "add one table: `static`, `redirect`, `respond` or `proxy`",
+                "add one table: `static`, `redirect`, `respond`, `proxy` or `httpbin`",
             );
             return None;
         }
@@ -151,6 +152,8 @@ fn handler(cx: &mut Context<'_>, raw: &Spanned<schema::Route>) -> Option<Handler
         redirect(cx, raw).map(Handler::Redirect)
     } else if let Some(raw) = &route.proxy {
         super::upstream::proxy(cx, raw).map(Handler::Proxy)
+    } else if route.httpbin.is_some() {
+        Some(Handler::Httpbin)
     } else {
         route
             .respond

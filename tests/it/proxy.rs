@@ -796,3 +796,144 @@ httpbin = {{}}
     assert_eq!(echo["method"], "POST", "{r}");
     assert_eq!(echo["body"], "name=portico", "{r}");
 }
+
+#[tokio::test]
+async fn http2_to_the_members_when_asked() {
+    // The member is portico's own test origin, which speaks h2c with prior knowledge.
+    let origin_addr = refused_addr();
+    let config = format!(
+        r#"
+[[upstream]]
+name = "h2"
+servers = ["{origin_addr}"]
+http2 = true
+
+[[site]]
+listen = ["127.0.0.1:0"]
+
+[[site.route]]
+proxy = {{ upstream = "h2" }}
+
+[[site]]
+listen = ["{origin_addr}"]
+
+[[site.route]]
+httpbin = {{}}
+"#
+    );
+    let server = Server::start(WorkDir::new(), &config);
+    let front = server.addrs()[0];
+    let r = get(front, "/anything").await;
+    r.assert_status(200);
+    r.assert_header("via", "2 portico");
+    let echo: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(echo["headers"]["via"][0], "1.1 portico", "{r}");
+    let post = Request::post("/post")
+        .body(Bytes::from(vec![b'y'; 50_000]))
+        .unwrap();
+    let r = send(front, post).await;
+    let echo: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(echo["body_bytes"], 50_000, "{r}");
+}
+
+#[tokio::test]
+async fn request_body_limits_hold_while_streaming_to_the_origin() {
+    let origin = Origin::echo("a").await;
+    let config = format!(
+        r#"
+[limits]
+client_max_body_size = "64k"
+client_body_timeout = "500ms"
+
+[[upstream]]
+name = "app"
+servers = ["{}"]
+
+[[site]]
+listen = ["127.0.0.1:0"]
+
+[[site.route]]
+proxy = {{ upstream = "app" }}
+"#,
+        origin.addr
+    );
+    let server = Server::start(WorkDir::new(), &config);
+    // Declared too large: 413 before anything is read or sent on.
+    let r = crate::harness::exchange(
+        server.addr(),
+        "POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: 100000\r\n\r\n",
+    )
+    .await;
+    assert_eq!(r.status, 413, "{r}");
+    assert_eq!(origin.hits(), 0);
+    // Chunked and too large: cut off while streaming, 413.
+    let chunk = format!("{:x}\r\n{}\r\n", 40_000, "z".repeat(40_000));
+    let request = format!(
+        "POST /up HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n{chunk}{chunk}0\r\n\r\n"
+    );
+    let r = crate::harness::exchange(server.addr(), request).await;
+    assert_eq!(r.status, 413, "{r}");
+    // A body that stops: 408 after client_body_timeout.
+    let r = crate::harness::exchange(
+        server.addr(),
+        "POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc",
+    )
+    .await;
+    assert_eq!(r.status, 408, "{r}");
+    // Within the limits, the origin gets every byte.
+    let r = send(
+        server.addr(),
+        Request::put("/up")
+            .body(Bytes::from(vec![b'q'; 60_000]))
+            .unwrap(),
+    )
+    .await;
+    r.assert_status(200);
+    assert!(
+        r.text().contains("method PUT\n") && r.text().contains("body-bytes 60000\n"),
+        "{r}"
+    );
+}
+
+#[tokio::test]
+async fn head_and_options_are_forwarded() {
+    let origin = Origin::echo("a").await;
+    let server = Server::start(WorkDir::new(), &config(&[&origin], "", ""));
+    let r = send(
+        server.addr(),
+        Request::head("/x").body(Bytes::new()).unwrap(),
+    )
+    .await;
+    r.assert_status(200);
+    assert!(r.body.is_empty(), "{r}");
+    assert!(r.header("content-length").is_some(), "{r}");
+    let r = send(
+        server.addr(),
+        Request::options("/x").body(Bytes::new()).unwrap(),
+    )
+    .await;
+    r.assert_status(200);
+    assert!(r.text().contains("method OPTIONS"), "{r}");
+    let r = send(
+        server.addr(),
+        Request::builder()
+            .method("PURGE")
+            .uri("/x")
+            .body(Bytes::new())
+            .unwrap(),
+    )
+    .await;
+    assert!(r.text().contains("method PURGE"), "{r}");
+    // TRACE stays off unless the route enables it.
+    let r = send(
+        server.addr(),
+        Request::builder()
+            .method("TRACE")
+            .uri("/x")
+            .body(Bytes::new())
+            .unwrap(),
+    )
+    .await;
+    r.assert_status(405);
+    assert_eq!(origin.hits(), 3);
+}

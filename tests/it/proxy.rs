@@ -937,3 +937,57 @@ async fn head_and_options_are_forwarded() {
     r.assert_status(405);
     assert_eq!(origin.hits(), 3);
 }
+
+#[tokio::test]
+async fn connect_over_http2_opens_a_tunnel_on_its_stream() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let target = Origin::echo("inside").await;
+    let config = format!(
+        r#"
+[[site]]
+listen = ["127.0.0.1:0"]
+
+[site.forward_proxy]
+allow = ["127.0.0.1:{}"]
+
+[[site.route]]
+respond = {{ body = "proxy" }}
+"#,
+        target.addr.port()
+    );
+    let server = Server::start(WorkDir::new(), &config);
+    let tcp = tokio::net::TcpStream::connect(server.addr()).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tcp),
+    )
+    .await
+    .unwrap();
+    let driver = tokio::spawn(conn);
+    let request = Request::connect(target.addr.to_string())
+        .body(http_body_util::Empty::<Bytes>::new())
+        .unwrap();
+    let mut response = sender.send_request(request).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let upgraded = hyper::upgrade::on(&mut response).await.unwrap();
+    let mut tunnel = hyper_util::rt::TokioIo::new(upgraded);
+    tunnel
+        .write_all(b"GET /through-h2 HTTP/1.1\r\nHost: inside\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), tunnel.read_to_end(&mut answer))
+        .await
+        .expect("the tunnel did not end after the answer")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.contains("origin inside") && answer.contains("target /through-h2"),
+        "{answer}"
+    );
+    // Close the client's connection before the server stops (its stop waits for open
+    // HTTP/2 connections to answer GOAWAY).
+    drop((tunnel, sender));
+    driver.abort();
+    let _ = driver.await;
+}

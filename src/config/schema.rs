@@ -296,7 +296,7 @@ pub struct Upstream {
     /// reached a member, idempotent ones (GET, HEAD, OPTIONS, PUT, DELETE) also after a
     /// timeout or broken response, and never once its body was sent. Default 1.
     pub retries: Option<Spanned<i64>>,
-    /// Idle connections kept open per member (per worker); 0 keeps none. Default 32.
+    /// Idle connections kept open per member (per worker); 0 keeps none. Default 256.
     pub keepalive: Option<Spanned<i64>>,
     /// How long a kept connection may stay idle. Default `"60s"`.
     pub keepalive_timeout: Option<Spanned<Quantity>>,

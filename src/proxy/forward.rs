@@ -56,7 +56,7 @@ pub async fn forward(
     parts: &http::request::Parts,
     body: Incoming,
 ) -> Outcome {
-    let head = prepare(route, client, parts);
+    let mut head = prepare(route, client, parts);
     let subject = Subject {
         parts,
         client_ip: client.peer.ip(),
@@ -81,7 +81,10 @@ pub async fn forward(
                 None => break,
             },
         };
-        let request = head.request(&member, body);
+        // The head is moved into the last attempt there can be, copied into the others.
+        let last = tried.len() > backend.settings.retries as usize
+            || tried.len() >= backend.pool.members().len();
+        let request = head.request(&member, body, last);
         match send(backend, request, &progress, &member).await {
             Ok(response) => {
                 lease.succeeded();
@@ -219,8 +222,14 @@ fn target(parts: &http::request::Parts, strip: Option<&str>) -> (PathAndQuery, S
 }
 
 impl Head {
-    /// The request for one attempt on `member`.
-    fn request(&self, member: &Authority, body: RequestBody) -> Request<RequestBody> {
+    /// The request for one attempt on `member`; `last` when no other attempt can follow (the
+    /// fields are then moved, not copied).
+    fn request(
+        &mut self,
+        member: &Authority,
+        body: RequestBody,
+        last: bool,
+    ) -> Request<RequestBody> {
         let mut request = Request::new(body);
         *request.method_mut() = self.method.clone();
         *request.uri_mut() = Uri::from_parts({
@@ -232,7 +241,11 @@ impl Head {
         })
         .unwrap_or_default();
         *request.version_mut() = Version::HTTP_11;
-        *request.headers_mut() = self.headers.clone();
+        *request.headers_mut() = if last {
+            std::mem::take(&mut self.headers)
+        } else {
+            self.headers.clone()
+        };
         if self.host_per_member
             && let Ok(host) = HeaderValue::from_str(member.as_str())
         {

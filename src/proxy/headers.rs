@@ -130,20 +130,20 @@ pub fn add_forwarded(headers: &mut HeaderMap, client: &Client<'_>) {
 
 /// Appends `<version> portico` to `Via` (RFC 9110 §7.6.3).
 pub fn add_via(headers: &mut HeaderMap, version: Version) {
-    let received = match version {
-        Version::HTTP_09 => "0.9",
-        Version::HTTP_10 => "1.0",
-        Version::HTTP_2 => "2",
-        Version::HTTP_3 => "3",
-        _ => "1.1",
+    let ours = match version {
+        Version::HTTP_09 => "0.9 portico",
+        Version::HTTP_10 => "1.0 portico",
+        Version::HTTP_2 => "2 portico",
+        Version::HTTP_3 => "3 portico",
+        _ => "1.1 portico",
     };
+    if !headers.contains_key(header::VIA) {
+        // The usual case: a static value, nothing formatted per request.
+        headers.insert(header::VIA, HeaderValue::from_static(ours));
+        return;
+    }
     let earlier = joined(headers, &header::VIA);
-    let via = if earlier.is_empty() {
-        format!("{received} portico")
-    } else {
-        format!("{earlier}, {received} portico")
-    };
-    set(headers, header::VIA, &via);
+    set(headers, header::VIA, &format!("{earlier}, {ours}"));
 }
 
 /// Where the client sees the member: how a URL on the member's address is rewritten.

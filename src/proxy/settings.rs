@@ -18,7 +18,8 @@ pub struct Upstream {
     /// How many other members a failed request may be tried on (idempotent requests, or any
     /// request that never reached a member). Default 1.
     pub retries: u32,
-    /// Idle connections kept open per member, per worker. Default 32.
+    /// Idle connections kept open per member, per worker. Default 256: more requests in flight than idle connections kept
+    /// means a new connection (and a closed one) for the surplus at every burst.
     pub keepalive: usize,
     /// How long an idle kept connection stays open. Default 60 s.
     pub keepalive_timeout: Duration,
@@ -56,7 +57,7 @@ impl Upstream {
             pool,
             timeouts: Timeouts::default(),
             retries: 1,
-            keepalive: 32,
+            keepalive: 256,
             keepalive_timeout: Duration::from_secs(60),
             http2: false,
         }

@@ -246,9 +246,10 @@ impl Head {
         } else {
             self.headers.clone()
         };
-        if self.host_per_member
-            && let Ok(host) = HeaderValue::from_str(member.as_str())
-        {
+        // `host = "upstream"`, or a client that sent none (HTTP/1.0): the member's address,
+        // since an HTTP/1.1 request needs one (RFC 9112 §3.2).
+        let needs_host = self.host_per_member || !request.headers().contains_key(header::HOST);
+        if needs_host && let Ok(host) = HeaderValue::from_str(member.as_str()) {
             request.headers_mut().insert(header::HOST, host);
         }
         request

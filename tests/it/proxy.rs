@@ -991,3 +991,17 @@ respond = {{ body = "proxy" }}
     driver.abort();
     let _ = driver.await;
 }
+
+#[tokio::test]
+async fn an_http_1_0_client_without_host_still_reaches_the_origin_with_one() {
+    let origin = Origin::echo("a").await;
+    let server = Server::start(WorkDir::new(), &config(&[&origin], "", ""));
+    let r = crate::harness::exchange(server.addr(), "GET /old HTTP/1.0\r\n\r\n").await;
+    assert_eq!(r.status, 200, "{r}");
+    let body = String::from_utf8_lossy(&r.body).into_owned();
+    assert_eq!(
+        echoed_header(&body, "host"),
+        Some(origin.addr.to_string()),
+        "{r}"
+    );
+}

@@ -51,7 +51,9 @@ fn tinyufo_hit_ratio(trace: &[u64], capacity: usize) -> f64 {
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let requests = if full { 2_000_000 } else { 50_000 };
-    println!("| Zipf s | cache size (objects, % of {KEYS}) | LRU hit ratio | TinyUFO hit ratio | TinyUFO / LRU |");
+    println!(
+        "| Zipf s | cache size (objects, % of {KEYS}) | LRU hit ratio | TinyUFO hit ratio | TinyUFO / LRU |"
+    );
     println!("|---|---|---|---|---|");
     for exponent in [0.8, 1.0, 1.2] {
         let trace = trace(requests, exponent, 7);

@@ -1,5 +1,5 @@
 //! Benchmarks of the code every request runs: the gate's head check, URL path normalisation,
-//! site and route choice, and an open-file cache hit. Run: `cargo bench --bench hot_paths`.
+//! site and route choice, an open-file cache hit, and a balancer's choice of member. Run: `cargo bench --bench hot_paths`.
 //! Figures go to BENCHMARKS.md with the command; compare runs on one machine only.
 
 use std::hint::black_box;
@@ -66,6 +66,7 @@ fn router(c: &mut Criterion) {
             default: i == 0,
             maintenance: false,
             tls: None,
+            forward_proxy: None,
             routes: routes.clone(),
         })
         .collect();
@@ -75,6 +76,7 @@ fn router(c: &mut Criterion) {
         sites,
         limits: Limits::default(),
         acme_challenges: None,
+        upstreams: Vec::new(),
     };
     let router = Router::new(&settings);
     c.bench_function("router_site_and_route_10_sites_21_routes", |b| {
@@ -117,5 +119,40 @@ fn cache_hit(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, gate, path, router, cache_hit);
+/// Choosing a member of ten for a request, per policy (no lock, no allocation but the key).
+fn balancer_pick(c: &mut Criterion) {
+    use portico::lb::{HashKey, Policy, Pool, Subject};
+    let members: Vec<http::uri::Authority> = (1..=10)
+        .map(|i| {
+            format!("10.0.0.{i}:8080")
+                .parse()
+                .expect("literal authority")
+        })
+        .collect();
+    let parts = http::Request::get("/static/css/site.css?v=3")
+        .header("x-user", "user-1234")
+        .body(())
+        .expect("literal request")
+        .into_parts()
+        .0;
+    let subject = Subject {
+        parts: &parts,
+        client_ip: "192.0.2.7".parse().expect("literal address"),
+    };
+    for (name, policy) in [
+        ("round_robin", Policy::RoundRobin),
+        ("least_conn", Policy::LeastConn),
+        ("hash_uri", Policy::Hash(HashKey::Uri)),
+        ("p2c", Policy::P2c),
+    ] {
+        let mut settings = portico::lb::Settings::new("bench", members.clone());
+        settings.policy = policy;
+        let pool = Pool::new(settings);
+        c.bench_function(&format!("balancer_pick_{name}_10_members"), |b| {
+            b.iter(|| pool.choose(black_box(&subject), &[]))
+        });
+    }
+}
+
+criterion_group!(benches, gate, path, router, cache_hit, balancer_pick);
 criterion_main!(benches);

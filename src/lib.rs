@@ -9,12 +9,13 @@
 //! | orchestration | [`cli`], [`process`] | subcommands; master and workers, signals, ctl, runtime |
 //! | configuration | [`config`] | TOML schema, diagnostics with lines, resolution into `Settings`, demo |
 //! | listeners | [`edge`] | the HTTP front: connections, limits, routing, the request phases |
-//! | route work | [`files`] | a site's root folder: path safety, static files, listings |
+//! | route work | [`files`], [`proxy`] | a site's root folder: path safety, static files, listings; forwarding to origins, tunnels, the forward proxy |
+//! | shared machinery | [`lb`] | upstream pools: balancing policies, sticky sessions, active and passive health |
 //! | foundations | [`http`], [`net`], [`tls`], [`telemetry`] | bodies, conditional requests, ranges, compression; sockets; TLS certificates and SNI; logs and counters |
 //!
 //! `config` is read by `cli` only and produces each module's `Settings`; no other module reads
-//! TOML. Modules that later issues add (proxy, lb, cache, session, auth, dns, admin, fleet,
-//! client) slot into the same layers; see `docs/ARCHITECTURE.md`.
+//! TOML. Modules that later issues add (cache, session, auth, dns, admin, fleet, client) slot
+//! into the same layers; see `docs/ARCHITECTURE.md`.
 
 pub mod cache;
 pub mod cli;
@@ -22,7 +23,9 @@ pub mod config;
 pub mod edge;
 pub mod files;
 pub mod http;
+pub mod lb;
 pub mod net;
 pub mod process;
+pub mod proxy;
 pub mod telemetry;
 pub mod tls;

@@ -7,6 +7,7 @@ mod ctl;
 /// Exit codes: the table lives with the processes that end with them.
 pub use crate::process::exit;
 mod file_server;
+mod reverse_proxy;
 mod serve;
 
 use std::path::PathBuf;
@@ -22,6 +23,8 @@ Examples:
   portico check -c portico.toml                  validate a configuration, every error with its line
   portico file-server --root ./public            serve a folder on http://127.0.0.1:8080
   portico file-server --root . --listen 0.0.0.0:8000 --listing
+  portico reverse-proxy --to 127.0.0.1:3000,127.0.0.1:3001
+                                                 balance http://127.0.0.1:8080 over two origins
   portico serve --workers 4                      the demo with four worker processes
   portico ctl status                             workers, connections and request totals
   portico ctl reload                             read the configuration again (as kill -HUP)
@@ -47,6 +50,8 @@ enum Command {
     Serve(serve::Args),
     /// Quick start: a static file server for one folder.
     FileServer(file_server::Args),
+    /// Quick start: a load-balancing reverse proxy in front of one or more origins.
+    ReverseProxy(reverse_proxy::Args),
     /// Validate a configuration file and explain every error with its line.
     Check(check::Args),
     /// Talk to the running master: status, reload, stop, reopen.
@@ -71,6 +76,7 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Serve(args) => serve::run(args, &env),
         Command::FileServer(args) => file_server::run(args, &env),
+        Command::ReverseProxy(args) => reverse_proxy::run(args, &env),
         Command::Check(args) => check::run(args),
         Command::Ctl(args) => ctl::run(args, &env),
         Command::Cert(args) => cert::run(args, &env),

@@ -1,7 +1,7 @@
 //! Configurations built in code: the built-in demo (`portico serve` without `-c`) and the
-//! `portico file-server` quick start.
+//! `portico file-server` and `portico reverse-proxy` quick starts.
 //!
-//! Both return the raw schema a file would give, so they go through the same resolution
+//! All return the raw schema a file would give, so they go through the same resolution
 //! (`resolve::resolve` with `Origin::Demo` or `Origin::CommandLine`) and a bad flag gets the
 //! same diagnostic a bad file would, named `(command line)` instead of a line.
 
@@ -20,7 +20,9 @@ pub struct DemoTls<'a> {
 }
 
 /// The welcome site on [`DEMO_LISTEN`], default for any host: files from `site_root` (no
-/// listing), `GET /healthz` answering `ok`, and `/docs` redirecting to `/`.
+/// listing), `GET /healthz` answering `ok`, `/docs` redirecting to `/`, and `/origin/`
+/// proxied (prefix stripped) to the built-in test origin, which a second site serves on
+/// [`DEMO_ORIGIN_LISTEN`] (two ports, so the round robin between them shows).
 ///
 /// `site_root` should be absolute (the demo's files unpacked by `cli`); a relative one is taken
 /// from the current folder.
@@ -57,7 +59,21 @@ pub fn demo(site_root: &Path, tls: Option<DemoTls<'_>>) -> schema::Config {
         })),
         ..Default::default()
     };
-    let mut route = vec![unspanned(files), unspanned(health), unspanned(docs)];
+    let origin = schema::Route {
+        prefix: Some(unspanned("/origin/".to_string())),
+        proxy: Some(unspanned(schema::Proxy {
+            upstream: Some(unspanned(DEMO_UPSTREAM.to_string())),
+            strip_prefix: Some(true),
+            ..Default::default()
+        })),
+        ..Default::default()
+    };
+    let mut route = vec![
+        unspanned(files),
+        unspanned(health),
+        unspanned(docs),
+        unspanned(origin),
+    ];
     if let Some(tls) = &tls {
         // The local CA's revocation list, which the demo certificate names.
         route.push(unspanned(schema::Route {
@@ -82,10 +98,101 @@ pub fn demo(site_root: &Path, tls: Option<DemoTls<'_>>) -> schema::Config {
         route,
         ..Default::default()
     };
+    let origin_site = schema::Site {
+        name: Some(unspanned("origin".to_string())),
+        listen: Some(unspanned(
+            DEMO_ORIGIN_LISTEN
+                .iter()
+                .map(|addr| unspanned(addr.to_string()))
+                .collect(),
+        )),
+        route: vec![unspanned(schema::Route {
+            httpbin: Some(unspanned(schema::Httpbin {})),
+            ..Default::default()
+        })],
+        ..Default::default()
+    };
+    let upstream = schema::Upstream {
+        name: Some(unspanned(DEMO_UPSTREAM.to_string())),
+        servers: Some(unspanned(
+            DEMO_ORIGIN_LISTEN
+                .iter()
+                .map(|addr| unspanned(schema::UpstreamServer::Addr(addr.to_string())))
+                .collect(),
+        )),
+        health: Some(unspanned(schema::Health {
+            path: Some(unspanned("/status/200".to_string())),
+            ..Default::default()
+        })),
+        ..Default::default()
+    };
     schema::Config {
-        site: vec![unspanned(site)],
+        site: vec![unspanned(site), unspanned(origin_site)],
+        upstream: vec![unspanned(upstream)],
         ..Default::default()
     }
+}
+
+/// `portico reverse-proxy --to URL[,URL…] [--listen ADDR] …`: one upstream over `to`, and one
+/// site, any host, forwarding every path to it.
+pub fn reverse_proxy(to: &[String], options: &ReverseProxy) -> schema::Config {
+    let upstream = schema::Upstream {
+        name: Some(unspanned(QUICK_UPSTREAM.to_string())),
+        servers: Some(unspanned(
+            to.iter()
+                .map(|url| unspanned(schema::UpstreamServer::Addr(url.clone())))
+                .collect(),
+        )),
+        policy: options.policy.clone().map(unspanned),
+        health: options.health_path.clone().map(|path| {
+            unspanned(schema::Health {
+                path: Some(unspanned(path)),
+                ..Default::default()
+            })
+        }),
+        ..Default::default()
+    };
+    let route = schema::Route {
+        proxy: Some(unspanned(schema::Proxy {
+            upstream: Some(unspanned(QUICK_UPSTREAM.to_string())),
+            host: options
+                .change_host_header
+                .then(|| unspanned("upstream".to_string())),
+            ..Default::default()
+        })),
+        ..Default::default()
+    };
+    let site = schema::Site {
+        name: Some(unspanned("proxy".to_string())),
+        listen: Some(unspanned(vec![unspanned(options.listen.to_string())])),
+        default: Some(unspanned(true)),
+        route: vec![unspanned(route)],
+        ..Default::default()
+    };
+    schema::Config {
+        server: schema::Server {
+            threads: options
+                .threads
+                .map(|n| unspanned(i64::try_from(n).unwrap_or(i64::MAX))),
+            ..Default::default()
+        },
+        site: vec![unspanned(site)],
+        upstream: vec![unspanned(upstream)],
+        ..Default::default()
+    }
+}
+
+/// The flags of `portico reverse-proxy` besides `--to`.
+#[derive(Debug, Clone)]
+pub struct ReverseProxy {
+    pub listen: SocketAddr,
+    pub threads: Option<usize>,
+    /// `policy` of the upstream (`round_robin` when `None`).
+    pub policy: Option<String>,
+    /// Active health checks on this path.
+    pub health_path: Option<String>,
+    /// Send the member's address as `Host` instead of the client's.
+    pub change_host_header: bool,
 }
 
 /// `portico file-server --root DIR [--listen ADDR] [--threads N] [--listing]`: one site, any
@@ -132,6 +239,15 @@ pub const DEMO_LISTEN: &str = "127.0.0.1:8080";
 
 /// Where the built-in demo listens with HTTPS (a local-CA certificate for localhost).
 pub const DEMO_LISTEN_TLS: &str = "127.0.0.1:8443";
+
+/// Where the demo's built-in test origin listens (two members of one upstream).
+pub const DEMO_ORIGIN_LISTEN: [&str; 2] = ["127.0.0.1:8081", "127.0.0.1:8082"];
+
+/// The demo's upstream over its test origin.
+const DEMO_UPSTREAM: &str = "demo-origin";
+
+/// The `reverse-proxy` quick start's upstream.
+const QUICK_UPSTREAM: &str = "backend";
 
 /// `[site.tls]` for a certificate and key.
 fn site_tls((cert, key): (&Path, &Path)) -> toml::Spanned<schema::SiteTls> {

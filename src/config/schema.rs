@@ -38,6 +38,9 @@ pub struct Config {
     /// `[[site]]`: the sites, in order. At least one.
     #[serde(default)]
     pub site: Vec<Spanned<Site>>,
+    /// `[[upstream]]`: pools of origin servers that `proxy` routes forward to.
+    #[serde(default)]
+    pub upstream: Vec<Spanned<Upstream>>,
 }
 
 /// `[acme]`: where sites with `acme = true` get their certificates (RFC 8555, http-01
@@ -155,6 +158,9 @@ pub struct Site {
     pub default: Option<Spanned<bool>>,
     /// While true, every request is answered 503 with `Retry-After`. Default false.
     pub maintenance: Option<bool>,
+    /// `[site.forward_proxy]`: answer CONNECT (and absolute-form requests for other hosts) as
+    /// a forward proxy to the targets `allow` names. Default: none (CONNECT gets 405).
+    pub forward_proxy: Option<Spanned<ForwardProxy>>,
     /// `[[site.route]]`: the routes. A request takes the route with an equal `exact` path,
     /// else the one with the longest matching `prefix`.
     #[serde(default)]
@@ -187,7 +193,7 @@ pub struct SiteTls {
 }
 
 /// `[[site.route]]`: a path match, the methods it allows, and exactly one handler table:
-/// `static`, `redirect` or `respond`.
+/// `static`, `redirect`, `respond`, `proxy` or `httpbin`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Route {
@@ -208,7 +214,17 @@ pub struct Route {
     pub redirect: Option<Spanned<Redirect>>,
     /// `respond = { ... }`: answer with a fixed response.
     pub respond: Option<Spanned<Respond>>,
+    /// `proxy = { upstream = "name", ... }`: forward to an upstream pool.
+    pub proxy: Option<Spanned<Proxy>>,
+    /// `httpbin = {}`: the built-in test origin (echo, `/status/CODE`, `/delay/N`,
+    /// `/cache/N`, `/uuid`), as the demo uses behind a proxied route.
+    pub httpbin: Option<Spanned<Httpbin>>,
 }
+
+/// `httpbin = {}`: no keys.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Httpbin {}
 
 /// `[site.route.static]`: files from a root folder.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -256,6 +272,149 @@ pub struct Respond {
     /// Response headers (`{ "Content-Type" = "text/plain" }`). `Content-Length` and
     /// `Transfer-Encoding` are set by portico. Default none.
     pub headers: Option<BTreeMap<Spanned<String>, Spanned<String>>>,
+}
+
+/// `proxy = { upstream = "app", host = "pass", strip_prefix = false, trusted_proxies = [] }`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Proxy {
+    /// Required: the `name` of an `[[upstream]]`.
+    pub upstream: Option<Spanned<String>>,
+    /// The `Host` the origin gets: `"pass"` (the client's, the default), `"upstream"` (the
+    /// member's `host:port`) or any other text, sent as written.
+    pub host: Option<Spanned<String>>,
+    /// Send the path after the route's `prefix` instead of the whole path; redirects back to
+    /// the origin get the prefix again. Default false.
+    pub strip_prefix: Option<bool>,
+    /// Addresses or CIDR ranges (`"10.0.0.0/8"`) of proxies in front of portico whose
+    /// `X-Forwarded-*` and `Forwarded` fields are kept and extended; from other clients they
+    /// are replaced. Default none.
+    pub trusted_proxies: Option<Vec<Spanned<String>>>,
+}
+
+/// `[[upstream]]`: a pool of origin servers and how requests to it are made.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Upstream {
+    /// Required, unique: routes name the upstream by it.
+    pub name: Option<Spanned<String>>,
+    /// Required, at least one: `"host:port"` (or `"http://host:port"`), or
+    /// `{ addr = "host:port", weight = 2 }`. A host is an address or a name resolved when
+    /// connecting.
+    pub servers: Option<Spanned<Vec<Spanned<UpstreamServer>>>>,
+    /// `"round_robin"` (weighted, the default), `"least_conn"`, `"hash"` (consistent hashing on
+    /// `hash_key`) or `"p2c"` (power of two choices on a moving average of latency).
+    pub policy: Option<Spanned<String>>,
+    /// With `policy = "hash"`: `"uri"`, `"client_ip"`, `"header:NAME"` or `"cookie:NAME"`.
+    /// Default `"uri"`.
+    pub hash_key: Option<Spanned<String>>,
+    /// Sticky sessions: this cookie pins a client to the member that first answered it.
+    /// Default: none.
+    pub sticky_cookie: Option<Spanned<String>>,
+    /// Time to open a connection to a member. Default `"5s"`.
+    pub connect_timeout: Option<Spanned<Quantity>>,
+    /// Time from the end of the request to the response head. Default `"60s"`.
+    pub first_byte_timeout: Option<Spanned<Quantity>>,
+    /// Longest pause while the member sends the response body or takes the request body.
+    /// Default `"60s"`.
+    pub idle_timeout: Option<Spanned<Quantity>>,
+    /// How many other members a failed request may be tried on: any request that never
+    /// reached a member, idempotent ones (GET, HEAD, OPTIONS, PUT, DELETE) also after a
+    /// timeout or broken response, and never once its body was sent. Default 1.
+    pub retries: Option<Spanned<i64>>,
+    /// Idle connections kept open per member (per worker); 0 keeps none. Default 256.
+    pub keepalive: Option<Spanned<i64>>,
+    /// How long a kept connection may stay idle. Default `"60s"`.
+    pub keepalive_timeout: Option<Spanned<Quantity>>,
+    /// Speak HTTP/2 to the members (cleartext, prior knowledge). Default false (HTTP/1.1).
+    pub http2: Option<bool>,
+    /// Passive checks: consecutive errors or timeouts that eject a member; 0 turns them off.
+    /// Default 3.
+    pub max_fails: Option<Spanned<i64>>,
+    /// Passive checks: how long the first ejection lasts; it doubles while failures go on (at
+    /// most 5 minutes). Default `"10s"`.
+    pub fail_timeout: Option<Spanned<Quantity>>,
+    /// `[upstream.health]`: active checks. Default: none.
+    pub health: Option<Spanned<Health>>,
+}
+
+/// One entry of `servers`: `"host:port"` or `{ addr = "host:port", weight = N }`.
+#[derive(Debug, Clone)]
+pub enum UpstreamServer {
+    /// `"host:port"` (or `"http://host:port"`), weight 1.
+    Addr(String),
+    /// `{ addr = "...", weight = N }`.
+    Table(UpstreamServerTable),
+}
+
+/// `{ addr = "host:port", weight = N }`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamServerTable {
+    /// Required: `host:port` or `http://host:port`.
+    pub addr: Option<Spanned<String>>,
+    /// Relative share of requests, 1 to 100. Default 1.
+    pub weight: Option<Spanned<i64>>,
+}
+
+/// `[upstream.health]`: a `GET` of `path` on each member every `interval`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Health {
+    /// The path requested. Default `"/"`.
+    pub path: Option<Spanned<String>>,
+    /// Time between two checks of a member. Default `"5s"`.
+    pub interval: Option<Spanned<Quantity>>,
+    /// How long a check may take. Default `"2s"`.
+    pub timeout: Option<Spanned<Quantity>>,
+    /// The status a healthy member answers. Default: any 2xx or 3xx.
+    pub status: Option<Spanned<i64>>,
+    /// Consecutive passed checks that bring a member back. Default 2.
+    pub rise: Option<Spanned<i64>>,
+    /// Consecutive failed checks that take a member out. Default 3.
+    pub fall: Option<Spanned<i64>>,
+}
+
+/// `[site.forward_proxy]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForwardProxy {
+    /// Required: the targets clients may reach, `"host:port"`: a name, `"*.example.com"`,
+    /// `"*"` (anything), an address or CIDR range (`"10.0.0.0/8"`, `"[::1]"`); the port a
+    /// number or `"*"`.
+    pub allow: Option<Vec<Spanned<String>>>,
+    /// A tunnel with no traffic for this long is closed. Default `"5m"`.
+    pub idle_timeout: Option<Spanned<Quantity>>,
+    /// Time to connect to the target. Default `"10s"`.
+    pub connect_timeout: Option<Spanned<Quantity>>,
+}
+
+/// `servers` entries are strings or tables. Not `#[serde(untagged)]`: its one message for
+/// every mistake ("did not match any variant") would hide an unknown key in the table, which
+/// is named here as everywhere else.
+impl<'de> Deserialize<'de> for UpstreamServer {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(ServerVisitor)
+    }
+}
+
+struct ServerVisitor;
+
+impl<'de> serde::de::Visitor<'de> for ServerVisitor {
+    type Value = UpstreamServer;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("\"host:port\" or a table { addr = \"host:port\", weight = N }")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<UpstreamServer, E> {
+        Ok(UpstreamServer::Addr(text.to_string()))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<UpstreamServer, A::Error> {
+        UpstreamServerTable::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+            .map(UpstreamServer::Table)
+    }
 }
 
 /// Parses configuration text into the raw schema; a TOML syntax error or a schema mismatch

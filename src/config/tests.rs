@@ -850,23 +850,32 @@ fn load_reports_an_unreadable_file() {
 }
 
 #[test]
-fn demo_resolves_with_its_three_routes() {
+fn demo_resolves_with_its_routes_and_its_test_origin() {
     let folder = Folder::new();
     let config = resolve(
         &demo::demo(&folder.dir.path().join("public"), None),
         Origin::Demo,
     )
     .unwrap();
-    assert_eq!(
-        config.edge.listeners,
-        vec![demo::DEMO_LISTEN.parse::<SocketAddr>().unwrap()]
-    );
+    let mut listeners = vec![demo::DEMO_LISTEN.parse::<SocketAddr>().unwrap()];
+    listeners.extend(demo::DEMO_ORIGIN_LISTEN.map(|a| a.parse::<SocketAddr>().unwrap()));
+    assert_eq!(config.edge.listeners, listeners);
     let site = &config.edge.sites[0];
     assert_eq!(site.name, "welcome");
     assert!(site.default);
-    let [files, health, docs] = site.routes.as_slice() else {
+    let [files, health, docs, origin] = site.routes.as_slice() else {
         panic!("{site:#?}")
     };
+    assert_eq!(origin.path, PathMatch::Prefix("/origin/".into()));
+    let Handler::Proxy(proxy) = &origin.handler else {
+        panic!()
+    };
+    assert!(proxy.strip_prefix);
+    let upstream = &config.edge.upstreams[proxy.upstream];
+    assert_eq!(upstream.pool.members.len(), 2);
+    assert!(upstream.pool.active.is_some());
+    let test_origin = &config.edge.sites[1];
+    assert!(matches!(test_origin.routes[0].handler, Handler::Httpbin));
     assert_eq!(files.path, PathMatch::Prefix("/".into()));
     let Handler::Static(settings) = &files.handler else {
         panic!()
@@ -924,6 +933,38 @@ fn the_demo_over_https_publishes_the_local_ca_revocation_list() {
     assert_eq!(
         crate::tls::local_ca::CRL_PATH,
         "/.well-known/portico/local-ca.crl"
+    );
+}
+
+#[test]
+fn reverse_proxy_resolves_and_reports_a_bad_origin_as_the_command_line() {
+    let options = demo::ReverseProxy {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        threads: None,
+        policy: Some("least_conn".into()),
+        health_path: Some("/healthz".into()),
+        change_host_header: true,
+    };
+    let to = ["http://127.0.0.1:3000".to_string(), "127.0.0.1:3001".into()];
+    let config = resolve(&demo::reverse_proxy(&to, &options), Origin::CommandLine).unwrap();
+    let upstream = &config.edge.upstreams[0];
+    assert_eq!(upstream.pool.members.len(), 2);
+    assert_eq!(upstream.pool.policy, crate::lb::Policy::LeastConn);
+    assert_eq!(upstream.pool.active.as_ref().unwrap().path, "/healthz");
+    let Handler::Proxy(proxy) = &config.edge.sites[0].routes[0].handler else {
+        panic!()
+    };
+    assert_eq!(proxy.host, crate::proxy::HostHeader::Upstream);
+
+    let diagnostics = resolve(
+        &demo::reverse_proxy(&["localhost".to_string()], &options),
+        Origin::CommandLine,
+    )
+    .unwrap_err();
+    assert_eq!(
+        diagnostics.to_string(),
+        "error: (command line): `localhost` has no port\n  \
+         hint: write \"localhost:80\" or \"http://localhost\"\n"
     );
 }
 
@@ -1076,4 +1117,153 @@ fn acme_mistakes_are_reported_at_their_line() {
     assert!(e.message.contains("cannot read"), "{e}");
     let e = folder.error_on_line(&with_acme("renew_before = \"soon\""), 2);
     assert!(e.message.contains("renew_before"), "{e}");
+}
+
+#[test]
+fn upstreams_resolve_with_their_members_policy_and_checks() {
+    let folder = Folder::new();
+    let text = r#"[[upstream]]
+name = "app"
+servers = ["127.0.0.1:9001", { addr = "http://app.internal", weight = 3 }]
+policy = "hash"
+hash_key = "header:X-User"
+retries = 2
+max_fails = 0
+[upstream.health]
+path = "/healthz"
+interval = "1s"
+fall = 1
+
+[[site]]
+listen = ["127.0.0.1:8080"]
+[[site.route]]
+prefix = "/api/"
+proxy = { upstream = "app", host = "upstream", strip_prefix = true, trusted_proxies = ["10.0.0.0/8", "::1"] }
+"#;
+    let config = folder.parse(text);
+    let [upstream] = config.edge.upstreams.as_slice() else {
+        panic!("{:#?}", config.edge.upstreams);
+    };
+    let members: Vec<(String, u32)> = upstream
+        .pool
+        .members
+        .iter()
+        .map(|m| (m.authority.to_string(), m.weight))
+        .collect();
+    assert_eq!(
+        members,
+        vec![("127.0.0.1:9001".into(), 1), ("app.internal:80".into(), 3)]
+    );
+    assert_eq!(
+        upstream.pool.policy,
+        crate::lb::Policy::Hash(crate::lb::HashKey::Header(http::HeaderName::from_static(
+            "x-user"
+        )))
+    );
+    assert_eq!(upstream.retries, 2);
+    assert_eq!(upstream.pool.passive.max_fails, 0);
+    let active = upstream.pool.active.as_ref().unwrap();
+    assert_eq!(
+        (
+            active.path.as_str(),
+            active.interval,
+            active.rise,
+            active.fall
+        ),
+        ("/healthz", Duration::from_secs(1), 2, 1)
+    );
+    let Handler::Proxy(proxy) = &config.edge.sites[0].routes[0].handler else {
+        panic!("not a proxy route");
+    };
+    assert_eq!(proxy.upstream, 0);
+    assert_eq!(proxy.host, crate::proxy::HostHeader::Upstream);
+    assert!(proxy.strip_prefix);
+    assert!(proxy.trusted_proxies.contains("10.1.2.3".parse().unwrap()));
+    assert!(proxy.trusted_proxies.contains("::1".parse().unwrap()));
+    assert!(!proxy.trusted_proxies.contains("192.0.2.1".parse().unwrap()));
+}
+
+#[test]
+fn upstream_mistakes_are_reported_at_their_lines() {
+    let folder = Folder::new();
+    let text = r#"[[upstream]]
+name = "app"
+servers = ["127.0.0.1", { addr = "127.0.0.1:1", weight = 0 }]
+policy = "fastest"
+[[upstream]]
+name = "app"
+servers = []
+[[upstream]]
+name = "other"
+servers = ["127.0.0.1:2"]
+hash_key = "uri"
+[upstream.health]
+status = 700
+
+[[site]]
+listen = ["127.0.0.1:8080"]
+[[site.route]]
+proxy = { upstream = "missing", host = "a\u0001b", trusted_proxies = ["10.0.0.0/33"] }
+"#;
+    let errors = folder.errors(text);
+    let lines: Vec<_> = errors.iter().map(|e| e.line).collect();
+    assert_eq!(
+        lines,
+        vec![
+            Some(3),
+            Some(3),
+            Some(4),
+            Some(6),
+            Some(7),
+            Some(11),
+            Some(13),
+            Some(18),
+            Some(18),
+            Some(18)
+        ],
+        "{errors:#?}"
+    );
+    assert_eq!(errors[0].message, "`127.0.0.1` has no port");
+    assert_eq!(errors[1].message, "a server's `weight` is 1 to 100");
+    assert_eq!(errors[2].message, "unknown policy `fastest`");
+    assert_eq!(errors[3].message, "upstream `app` is defined twice");
+    assert_eq!(errors[4].message, "`servers` is empty");
+    assert_eq!(
+        errors[5].message,
+        "`hash_key` is only used with policy = \"hash\""
+    );
+    assert_eq!(errors[6].message, "700 is not an HTTP status");
+    assert_eq!(errors[7].message, "no upstream is named `missing`");
+    assert_eq!(
+        errors[7].hint.as_deref(),
+        Some("known upstreams: app, other")
+    );
+}
+
+#[test]
+fn an_unknown_key_in_a_server_table_is_named() {
+    let folder = Folder::new();
+    let text = "[[upstream]]\nname = \"a\"\nservers = [{ adr = \"127.0.0.1:1\" }]\n";
+    let error = folder.error_on_line(text, 3);
+    assert!(error.message.starts_with("unknown field `adr`"), "{error}");
+    assert_eq!(error.hint.as_deref(), Some("did you mean `addr`?"));
+}
+
+#[test]
+fn forward_proxy_allow_lists_are_checked() {
+    let folder = Folder::new();
+    let text = format!(
+        "{SITE}[[site]]\nlisten = [\"127.0.0.1:3128\"]\n[site.forward_proxy]\nallow = [\"example.com:443\", \"example.com\", \"[::1]:*\"]\nidle_timeout = \"0s\"\n"
+    );
+    let errors = folder.errors(&text);
+    let messages: Vec<&str> = errors.iter().map(|e| e.message.as_str()).collect();
+    assert_eq!(
+        messages,
+        vec![
+            "`example.com` needs a host and a port",
+            "`idle_timeout` must be above zero"
+        ],
+        "{errors:#?}"
+    );
+    assert_eq!(errors[0].line, Some(9));
 }

@@ -57,6 +57,9 @@ pub struct ConnCtx {
     pub fd: std::os::fd::RawFd,
     /// The connection is HTTPS.
     pub tls: bool,
+    /// A tunnel the current response opens (a proxied `101`, a CONNECT): run on the socket
+    /// once hyper has written the response and stopped.
+    tunnel: std::sync::Mutex<Option<crate::proxy::Tunnel>>,
 }
 
 /// Request accounting of one connection, shared by the driver and the requests on it.
@@ -235,6 +238,10 @@ where
         Ok(()) => {
             let parts = Pin::into_inner(conn).into_parts();
             let mut gate = parts.io.into_inner();
+            if let Some(tunnel) = ctx.take_tunnel() {
+                run_tunnel(gate, &parts.read_buf, tunnel, &ctx).await;
+                return;
+            }
             if let Some(rejection) = gate.rejection() {
                 reject(gate, rejection, &ctx.shared).await;
             } else {
@@ -288,8 +295,31 @@ impl ConnCtx {
             state: ConnState::default(),
             fd: std::os::fd::AsRawFd::as_raw_fd(stream),
             tls: shared_is_tls,
+            tunnel: std::sync::Mutex::new(None),
         })
     }
+
+    /// Leaves a tunnel for the connection to run after the current response.
+    pub fn set_tunnel(&self, tunnel: crate::proxy::Tunnel) {
+        if let Ok(mut slot) = self.tunnel.lock() {
+            *slot = Some(tunnel);
+        }
+    }
+
+    fn take_tunnel(&self) -> Option<crate::proxy::Tunnel> {
+        self.tunnel.lock().ok()?.take()
+    }
+}
+
+/// Runs a tunnel on a client connection hyper let go of: `early` is what hyper had read past
+/// the request head (the first bytes of the new protocol). The connection closes after it.
+async fn run_tunnel<S>(mut io: S, early: &[u8], tunnel: crate::proxy::Tunnel, ctx: &ConnCtx)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let (ended, up, down) = tunnel.run(&mut io, early, ctx.shared.idle_close()).await;
+    tracing::debug!(peer = %ctx.peer, ?ended, up, down, "tunnel closed");
+    let _ = io.shutdown().await;
 }
 
 /// The HTTP/1 keep-alive cycle: bursts of requests on a hyper connection, parked in between.
@@ -467,6 +497,10 @@ async fn serve_h1_burst(mut gate: Io, ctx: &Arc<ConnCtx>, clock: &HeadClock) -> 
             let conn = Pin::into_inner(conn);
             let parts = conn.into_parts();
             let mut gate = parts.io.into_inner();
+            if let Some(tunnel) = ctx.take_tunnel() {
+                run_tunnel(gate, &parts.read_buf, tunnel, ctx).await;
+                return None;
+            }
             gate.set_probe(None);
             gate.restart(&parts.read_buf);
             Some(gate)

@@ -3,23 +3,28 @@
 //!
 //! 1. `admit` — a slot among `max_requests_in_flight`, else 503 with `Retry-After`.
 //! 2. `check_request` — `OPTIONS *`, target length (HTTP/2; HTTP/1 heads were checked by the
-//!    gate), CONNECT (no forward proxy yet).
-//! 3. `route` — ACME http-01 challenge answers, the site by listener and host (503 in
-//!    maintenance), the route by path (404).
+//!    gate).
+//! 3. `route` — ACME http-01 challenge answers; the site by listener and host (503 in
+//!    maintenance); CONNECT and absolute-form requests for other hosts to the site's forward
+//!    proxy (405 for CONNECT without one); else the route by path (404).
 //! 4. `check_method` — OPTIONS answers `Allow`; TRACE echoes when enabled; other methods the
 //!    route does not allow get 405 with `Allow`, unknown ones 501.
 //! 5. `read_body` — 413 before reading when `Content-Length` is too large (so no
 //!    `100 Continue` is sent), else the body is read and discarded within the size and time
-//!    limits (no handler here consumes a body yet).
-//! 6. `produce` — the route's handler makes the response.
+//!    limits. A `proxy` route streams the body to the origin instead, with the same limits
+//!    (`proxy/body.rs`).
+//! 6. `produce` — the route's handler makes the response; a proxied `101` or an opened
+//!    CONNECT also leaves a tunnel, which the connection runs once hyper lets go of the socket
+//!    (HTTP/1, `edge/conn.rs`) or which runs on the upgraded stream (HTTP/2 CONNECT).
 //! 7. `filter_response` — `Server`, a `Content-Type` on every body, `Connection: close`
-//!    when the connection will not be reused.
+//!    when the connection will not be reused (also after an upgrade or CONNECT request that
+//!    did not become a tunnel: the gate stopped checking that connection's bytes).
 //! 8. `log` — when the response body ends (`edge/tracked.rs`).
 //!
 //! Phases 2 to 6 run at once, inside hyper's call of the service, whenever nothing needs
 //! waiting: early answers, and requests without a body whose handler answers from memory
-//! (cached files, redirects, fixed responses). Only the rest (a file to open, a body to drain)
-//! gets a boxed future. A panic in a phase is caught here, logged, and answered with 500; the
+//! (cached files, redirects, fixed responses). Only the rest (a file to open, a body to drain,
+//! a request to forward) gets a boxed future. A panic in a phase is caught here, logged, and answered with 500; the
 //! connection and the worker carry on.
 
 // Phases return `Result<_, Response<Body>>`: the error is the early answer. It is built and
@@ -43,12 +48,12 @@ use tracing::Instrument;
 
 use super::conn::ConnCtx;
 use super::router::{CompiledRoute, request_host};
-use super::settings::Handler;
+use super::settings::{Handler, PathMatch};
 use super::tracked::Tracked;
 use super::{methods, redirect, respond};
-use crate::files;
 use crate::http::{Body, error_page};
 use crate::telemetry::access_log::Record;
+use crate::{files, proxy};
 
 /// Seconds a client is asked to wait in `Retry-After` when the server is overloaded or a site
 /// is in maintenance.
@@ -66,9 +71,11 @@ pub fn handle(ctx: Arc<ConnCtx>, req: Request<Incoming>) -> Answer {
     let is_h1 = req.version() < Version::HTTP_2;
     let close = is_h1 && client_wants_close(&req);
     let hsts = if ctx.tls { hsts(&ctx, &req) } else { None };
+    let opaque = if is_h1 { opaque(&req) } else { Opaque::No };
     let permit = match admit(&ctx) {
         Ok(permit) => permit,
         Err(response) => {
+            let response = close_unless_tunnel(response, opaque);
             return Answer::now(finish(ctx, response, None, log, is_h1, close, hsts));
         }
     };
@@ -79,12 +86,14 @@ pub fn handle(ctx: Arc<ConnCtx>, req: Request<Incoming>) -> Answer {
     };
     match immediate {
         Ok(Now::Answered(response)) => {
+            let response = close_unless_tunnel(response, opaque);
             Answer::now(finish(ctx, response, Some(permit), log, is_h1, close, hsts))
         }
         Ok(Now::Later(req)) => Answer::Later(Box::pin(
             async move {
                 let answered = AssertUnwindSafe(answer(&ctx, req)).catch_unwind().await;
                 let response = answered.unwrap_or_else(|panic| panicked(&ctx, panic));
+                let response = close_unless_tunnel(response, opaque);
                 finish(ctx, response, Some(permit), log, is_h1, close, hsts)
             }
             .instrument(span),
@@ -137,7 +146,10 @@ fn answer_now(ctx: &ConnCtx, req: Request<Incoming>) -> Now {
     let (parts, body) = req.into_parts();
     super::fault::inject(parts.uri.path());
     let route = match route(ctx, &parts) {
-        Ok(route) => route,
+        Ok(Routed::Route(route)) => route,
+        Ok(Routed::Connect(_) | Routed::Forward(_)) => {
+            return Now::Later(Request::from_parts(parts, body));
+        }
         Err(response) => return Now::Answered(response),
     };
     if !body.is_end_stream() {
@@ -155,6 +167,7 @@ fn answer_now(ctx: &ConnCtx, req: Request<Incoming>) -> Now {
             Now::Answered(redirect::answer(settings, &route.route.path, &parts))
         }
         Handler::Respond(settings) => Now::Answered(respond::answer(settings)),
+        Handler::Proxy(_) | Handler::Httpbin => Now::Later(Request::from_parts(parts, body)),
     }
 }
 
@@ -216,23 +229,63 @@ fn admit(ctx: &ConnCtx) -> Result<OwnedSemaphorePermit, Response<Body>> {
 }
 
 /// Phases 2 to 6, for requests that may wait.
-async fn answer(ctx: &ConnCtx, req: Request<Incoming>) -> Response<Body> {
+async fn answer(ctx: &ConnCtx, mut req: Request<Incoming>) -> Response<Body> {
+    // An HTTP/2 CONNECT becomes a tunnel on its own stream; hyper hands the stream over here.
+    let on_upgrade = (req.version() == Version::HTTP_2 && req.method() == Method::CONNECT)
+        .then(|| hyper::upgrade::on(&mut req));
     let (parts, body) = req.into_parts();
     let route = match route(ctx, &parts) {
-        Ok(route) => route,
+        Ok(Routed::Route(route)) => route,
+        Ok(Routed::Connect(forward_proxy)) => {
+            let outcome = proxy::forward_proxy::connect(forward_proxy, &parts.uri).await;
+            return hand_over_tunnel(ctx, outcome, on_upgrade);
+        }
+        Ok(Routed::Forward(forward_proxy)) => {
+            if let Err(response) = check_declared_length(ctx, &parts) {
+                return response;
+            }
+            let client = downstream(ctx, None);
+            let backends = &ctx.shared.backends;
+            let outcome =
+                proxy::forward_proxy::absolute(forward_proxy, backends, &client, &parts, body)
+                    .await;
+            return hand_over_tunnel(ctx, outcome, None);
+        }
         Err(response) => return response,
     };
-    if let Err(response) = read_body(ctx, &parts, body).await {
-        return response;
+    if let Handler::Proxy(settings) = &route.route.handler {
+        return proxy_pass(ctx, route, settings, &parts, body).await;
+    }
+    let mut kept = Vec::new();
+    let keep = matches!(route.route.handler, Handler::Httpbin).then_some(&mut kept);
+    let body_bytes = match read_body(ctx, &parts, body, keep).await {
+        Ok(bytes) => bytes,
+        Err(response) => return response,
+    };
+    if matches!(route.route.handler, Handler::Httpbin) {
+        let exchange = super::httpbin::Exchange {
+            peer: ctx.peer,
+            local: ctx.local,
+            body_bytes,
+            body: &kept,
+        };
+        return super::httpbin::answer(&parts, &exchange).await;
     }
     produce(route, &parts).await
 }
 
-/// Phases 2 to 4: the checks before any handler, and the route that answers.
-fn route<'a>(
-    ctx: &'a ConnCtx,
-    parts: &http::request::Parts,
-) -> Result<&'a CompiledRoute, Response<Body>> {
+/// What answers a request.
+enum Routed<'a> {
+    /// A route of the site.
+    Route(&'a CompiledRoute),
+    /// A CONNECT to the site's forward proxy.
+    Connect(&'a proxy::ForwardProxy),
+    /// An absolute-form request for a host the site does not claim, on a forward proxy.
+    Forward(&'a proxy::ForwardProxy),
+}
+
+/// Phases 2 to 4: the checks before any handler, and what answers.
+fn route<'a>(ctx: &'a ConnCtx, parts: &http::request::Parts) -> Result<Routed<'a>, Response<Body>> {
     check_request(ctx, parts)?;
     if let Some(dir) = &ctx.shared.acme_challenges {
         acme_challenge(dir, parts)?;
@@ -252,11 +305,34 @@ fn route<'a>(
     {
         return Err(to_https(parts, ctx.shared.bound_port(to)));
     }
+    if parts.method == Method::CONNECT {
+        return match &site.forward_proxy {
+            Some(forward_proxy) => Ok(Routed::Connect(forward_proxy)),
+            None => Err(not_a_forward_proxy()),
+        };
+    }
+    if let Some(forward_proxy) = &site.forward_proxy
+        && parts.version < Version::HTTP_2
+        && parts.uri.scheme().is_some()
+        && !request_host(parts).is_some_and(|host| site.claims(&host))
+    {
+        return Ok(Routed::Forward(forward_proxy));
+    }
     let Some(route) = site.route(parts.uri.path()) else {
         return Err(error_page::response(StatusCode::NOT_FOUND));
     };
     check_method(route, parts)?;
-    Ok(route)
+    Ok(Routed::Route(route))
+}
+
+/// CONNECT on a site without a forward proxy: 405 with the server's methods.
+fn not_a_forward_proxy() -> Response<Body> {
+    let mut res = error_page::response(StatusCode::METHOD_NOT_ALLOWED);
+    res.headers_mut().insert(
+        header::ALLOW,
+        HeaderValue::from_static(methods::SERVER_METHODS),
+    );
+    res
 }
 
 /// Phase 2: the answer to an ACME http-01 challenge the master published, on any host and
@@ -288,13 +364,8 @@ fn check_request(ctx: &ConnCtx, parts: &http::request::Parts) -> Result<(), Resp
         return Err(methods::options_star());
     }
     if parts.method == Method::CONNECT {
-        // No forward proxy yet: nothing here can open a tunnel.
-        let mut res = error_page::response(StatusCode::METHOD_NOT_ALLOWED);
-        res.headers_mut().insert(
-            header::ALLOW,
-            HeaderValue::from_static(methods::SERVER_METHODS),
-        );
-        return Err(res);
+        // An authority, not a path: the site's forward proxy checks it.
+        return Ok(());
     }
     let target_len = parts.uri.path_and_query().map_or(0, |pq| pq.as_str().len());
     if target_len > ctx.shared.limits.max_uri_bytes {
@@ -309,13 +380,14 @@ fn check_request(ctx: &ConnCtx, parts: &http::request::Parts) -> Result<(), Resp
 /// Phase 4: OPTIONS, TRACE, and methods the route does not allow.
 fn check_method(route: &CompiledRoute, parts: &http::request::Parts) -> Result<(), Response<Body>> {
     let method = &parts.method;
-    if *method == Method::OPTIONS {
+    let forwards = matches!(route.route.handler, Handler::Proxy(_));
+    if *method == Method::OPTIONS && !forwards {
         return Err(methods::options(&route.allow_header));
     }
     if *method == Method::TRACE && route.route.trace {
         return Err(methods::trace(parts));
     }
-    if route.allow.contains(method) {
+    if route.allow.contains(method) || (route.any_method && *method != Method::TRACE) {
         return Ok(());
     }
     let status = if methods::is_known(method) {
@@ -329,35 +401,33 @@ fn check_method(route: &CompiledRoute, parts: &http::request::Parts) -> Result<(
     Err(res)
 }
 
-/// Phase 5: the body's size and pace, checked before and while reading it.
+/// Phase 5: the body's size and pace, checked before and while reading it; its length, and
+/// its first bytes in `keep` (up to `httpbin::ECHO_BODY_BYTES`) when asked.
 async fn read_body(
     ctx: &ConnCtx,
     parts: &http::request::Parts,
     mut body: Incoming,
-) -> Result<(), Response<Body>> {
+    mut keep: Option<&mut Vec<u8>>,
+) -> Result<u64, Response<Body>> {
     use http_body::Body as _;
     if body.is_end_stream() {
-        return Ok(());
+        return Ok(0);
     }
+    check_declared_length(ctx, parts)?;
     let limits = &ctx.shared.limits;
-    let declared = parts
-        .headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    if declared.is_some_and(|len| len > limits.max_body_bytes) {
-        // Refused before the body is polled, so hyper never sends `100 Continue`.
-        return Err(error_page::response(StatusCode::PAYLOAD_TOO_LARGE));
-    }
     let mut total: u64 = 0;
     loop {
         match tokio::time::timeout(limits.body_read_timeout, body.frame()).await {
             Err(_) => return Err(error_page::response(StatusCode::REQUEST_TIMEOUT)),
-            Ok(None) => return Ok(()),
+            Ok(None) => return Ok(total),
             Ok(Some(Err(_))) => return Err(error_page::response(StatusCode::BAD_REQUEST)),
             Ok(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
                     total += data.len() as u64;
+                    if let Some(keep) = keep.as_deref_mut() {
+                        let room = super::httpbin::ECHO_BODY_BYTES.saturating_sub(keep.len());
+                        keep.extend_from_slice(&data[..room.min(data.len())]);
+                    }
                     if total > limits.max_body_bytes {
                         return Err(error_page::response(StatusCode::PAYLOAD_TOO_LARGE));
                     }
@@ -365,6 +435,86 @@ async fn read_body(
             }
         }
     }
+}
+
+/// 413 when `Content-Length` is over the limit, before the body is polled (so hyper never
+/// sends `100 Continue`).
+fn check_declared_length(
+    ctx: &ConnCtx,
+    parts: &http::request::Parts,
+) -> Result<(), Response<Body>> {
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|len| len > ctx.shared.limits.max_body_bytes) {
+        return Err(error_page::response(StatusCode::PAYLOAD_TOO_LARGE));
+    }
+    Ok(())
+}
+
+/// Phases 5 and 6 for a `proxy` route: the body streams to the upstream within the limits.
+async fn proxy_pass(
+    ctx: &ConnCtx,
+    route: &CompiledRoute,
+    settings: &proxy::Settings,
+    parts: &http::request::Parts,
+    body: Incoming,
+) -> Response<Body> {
+    if let Err(response) = check_declared_length(ctx, parts) {
+        return response;
+    }
+    let Some(backend) = ctx.shared.backends.get(settings.upstream) else {
+        // Resolution names only upstreams that exist; this cannot happen.
+        return error_page::response(StatusCode::INTERNAL_SERVER_ERROR);
+    };
+    let strip = match (&route.route.path, settings.strip_prefix) {
+        (PathMatch::Prefix(prefix), true) => Some(prefix.as_str()),
+        _ => None,
+    };
+    let client = downstream(ctx, strip);
+    let outcome = proxy::forward(backend, settings, &client, parts, body).await;
+    hand_over_tunnel(ctx, outcome, None)
+}
+
+/// The client as the proxy sees it, with the body limits.
+fn downstream<'a>(ctx: &ConnCtx, strip: Option<&'a str>) -> proxy::Downstream<'a> {
+    let limits = &ctx.shared.limits;
+    proxy::Downstream {
+        peer: ctx.peer,
+        tls: ctx.tls,
+        strip,
+        limits: proxy::body::BodyLimits {
+            max_bytes: limits.max_body_bytes,
+            read_timeout: limits.body_read_timeout,
+        },
+    }
+}
+
+/// The response of a forward; its tunnel, if any, goes to the connection (HTTP/1, run once
+/// hyper has written the response) or runs on the upgraded HTTP/2 stream.
+fn hand_over_tunnel(
+    ctx: &ConnCtx,
+    outcome: proxy::Outcome,
+    on_upgrade: Option<hyper::upgrade::OnUpgrade>,
+) -> Response<Body> {
+    let Some(tunnel) = outcome.tunnel else {
+        return outcome.response;
+    };
+    match on_upgrade {
+        None => ctx.set_tunnel(tunnel),
+        Some(on_upgrade) => {
+            let shared = ctx.shared.clone();
+            tokio::spawn(async move {
+                if let Ok(upgraded) = on_upgrade.await {
+                    let stream = hyper_util::rt::TokioIo::new(upgraded);
+                    tunnel.run(stream, &[], shared.idle_close()).await;
+                }
+            });
+        }
+    }
+    outcome.response
 }
 
 /// Phase 6: the handler.
@@ -376,6 +526,10 @@ async fn produce(route: &CompiledRoute, parts: &http::request::Parts) -> Respons
         }
         Handler::Redirect(settings) => redirect::answer(settings, &route.route.path, parts),
         Handler::Respond(settings) => respond::answer(settings),
+        // Answered in `answer`, with the body.
+        Handler::Proxy(_) | Handler::Httpbin => {
+            error_page::response(StatusCode::INTERNAL_SERVER_ERROR)
+        }
     }
 }
 
@@ -477,6 +631,43 @@ fn unavailable() -> Response<Body> {
         HeaderValue::from_static(RETRY_AFTER_SECS),
     );
     res
+}
+
+/// Whether the gate passes an HTTP/1 connection's bytes unchecked after this request
+/// (`edge/gate.rs`, `Framing::Opaque`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Opaque {
+    No,
+    /// An `Upgrade` request: a tunnel after a `101`.
+    Upgrade,
+    /// A CONNECT: a tunnel after a 2xx.
+    Connect,
+}
+
+fn opaque(req: &Request<Incoming>) -> Opaque {
+    if req.method() == Method::CONNECT {
+        Opaque::Connect
+    } else if req.headers().contains_key(header::UPGRADE) {
+        Opaque::Upgrade
+    } else {
+        Opaque::No
+    }
+}
+
+/// The answer to an opaque request that does not become a tunnel ends its connection: what
+/// follows was never checked by the gate.
+fn close_unless_tunnel(mut response: Response<Body>, opaque: Opaque) -> Response<Body> {
+    let tunnel = match opaque {
+        Opaque::No => return response,
+        Opaque::Upgrade => response.status() == StatusCode::SWITCHING_PROTOCOLS,
+        Opaque::Connect => response.status().is_success(),
+    };
+    if !tunnel {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
 }
 
 /// HTTP/1.0 without `keep-alive`, or any `Connection: close` (RFC 9112 §9.3).

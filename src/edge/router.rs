@@ -29,6 +29,10 @@ pub struct CompiledSite {
     pub hsts: Option<http::HeaderValue>,
     /// Plain-HTTP requests are redirected to HTTPS on this listener (as configured).
     pub redirect_to: Option<std::net::SocketAddr>,
+    /// CONNECT and absolute-form requests to other hosts go here when set.
+    pub forward_proxy: Option<crate::proxy::ForwardProxy>,
+    /// The site's own host patterns (an absolute-form request naming one is for the site).
+    pub hosts: Vec<HostPattern>,
     routes: Vec<CompiledRoute>,
     exact: HashMap<String, usize>,
     /// Prefix routes, longest first.
@@ -42,6 +46,8 @@ pub struct CompiledRoute {
     pub allow: Vec<Method>,
     /// The `Allow` header value for those methods.
     pub allow_header: HeaderValue,
+    /// Any method but TRACE and CONNECT passes (a proxy route without `methods`).
+    pub any_method: bool,
 }
 
 /// Which site answers which host on one listener.
@@ -142,6 +148,17 @@ impl Router {
 }
 
 impl CompiledSite {
+    /// Whether `host` (lower-case, no port) is one of the site's own names; a site without
+    /// names claims none.
+    pub fn claims(&self, host: &str) -> bool {
+        self.hosts.iter().any(|pattern| match pattern {
+            HostPattern::Exact(name) => name == host,
+            HostPattern::Suffix(suffix) => {
+                host.ends_with(suffix.as_str()) && host.len() > suffix.len()
+            }
+        })
+    }
+
     /// The route for a request path (without query).
     pub fn route(&self, path: &str) -> Option<&CompiledRoute> {
         let index = self.exact.get(path).copied().or_else(|| {
@@ -175,6 +192,8 @@ fn compile_site(site: &Site) -> CompiledSite {
             http::HeaderValue::from_str(&format!("max-age={}", age.as_secs())).ok()
         }),
         redirect_to: site.tls.as_ref().and_then(|tls| tls.redirect_to),
+        forward_proxy: site.forward_proxy.clone(),
+        hosts: site.hosts.clone(),
         routes,
         exact,
         prefixes,
@@ -207,6 +226,7 @@ fn compile_route(route: &Route) -> CompiledRoute {
         route: route.clone(),
         allow,
         allow_header,
+        any_method: route.methods.is_none() && route.handler.takes_any_method(),
     }
 }
 
@@ -285,6 +305,7 @@ mod tests {
             default,
             maintenance: false,
             tls: None,
+            forward_proxy: None,
             routes: vec![
                 route(PathMatch::Prefix("/".into()), "root"),
                 route(PathMatch::Prefix("/static/".into()), "static"),
@@ -334,6 +355,7 @@ mod tests {
             ],
             limits: Limits::default(),
             acme_challenges: None,
+            upstreams: Vec::new(),
         };
         let router = Router::new(&settings);
         assert_eq!(router.site(0, Some("a.test")).unwrap().name, "first");
@@ -359,6 +381,7 @@ mod tests {
             )],
             limits: Limits::default(),
             acme_challenges: None,
+            upstreams: Vec::new(),
         };
         let router = Router::new(&settings);
         let site = router.site_for(0, || panic!("the host was read")).unwrap();

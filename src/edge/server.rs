@@ -57,6 +57,8 @@ pub struct Shared {
     pub polite: AtomicBool,
     /// Where ACME http-01 challenge answers are published, when a site uses ACME.
     pub acme_challenges: Option<std::path::PathBuf>,
+    /// The upstreams `proxy` routes forward to: pools, health state, kept-alive connections.
+    pub backends: crate::proxy::Backends,
 }
 
 /// How the server stops.
@@ -165,6 +167,7 @@ impl Server {
             tls: settings.tls.clone(),
             polite: AtomicBool::new(false),
             acme_challenges: settings.acme_challenges.clone(),
+            backends: crate::proxy::Backends::new(&settings.upstreams),
         });
         Server {
             shared,
@@ -181,6 +184,8 @@ impl Server {
             .map(|(l, configured)| l.local_addr().unwrap_or(*configured))
             .collect();
         let _ = self.shared.bound.set(bound);
+        // Health checks stop when the drain starts: an old generation stops judging members.
+        self.shared.backends.start_checks(&self.shared.drain);
         self.tracker.spawn(super::park::Lot::run(
             self.shared.clone(),
             self.tracker.clone(),

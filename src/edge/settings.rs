@@ -8,7 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{HeaderMap, Method, StatusCode};
 
-use crate::files;
+use crate::{files, proxy};
 
 /// Everything the edge needs to serve: where to listen, which sites, which limits.
 #[derive(Debug, Clone)]
@@ -23,6 +23,8 @@ pub struct Settings {
     pub limits: Limits,
     /// The folder of published ACME http-01 challenge answers, when a site uses ACME.
     pub acme_challenges: Option<std::path::PathBuf>,
+    /// Upstream pools that `proxy` routes forward to (routes name them by index).
+    pub upstreams: Vec<proxy::Upstream>,
 }
 
 /// A site: a set of host names on some listeners, with routes.
@@ -40,6 +42,9 @@ pub struct Site {
     pub maintenance: bool,
     /// The site's HTTPS policy, when it has HTTPS listeners.
     pub tls: Option<SiteTls>,
+    /// CONNECT tunnels (and absolute-form requests) to allowed targets; `None`: CONNECT gets
+    /// 405.
+    pub forward_proxy: Option<proxy::ForwardProxy>,
     /// Routes, tried in order of specificity: exact paths, then the longest prefix.
     pub routes: Vec<Route>,
 }
@@ -92,6 +97,10 @@ pub enum Handler {
     Redirect(Redirect),
     /// A fixed response.
     Respond(Respond),
+    /// Forwarding to an upstream pool.
+    Proxy(proxy::Settings),
+    /// The built-in test origin (`edge/httpbin.rs`).
+    Httpbin,
 }
 
 /// `redirect` handler: status 301, 302, 303, 307 or 308 and a target template.
@@ -164,19 +173,27 @@ impl Default for Limits {
 }
 
 impl Handler {
+    /// Whether the handler takes any method when the route does not list its own (a proxy
+    /// leaves methods to the origin; `Handler::methods` is then only what `Allow` shows).
+    pub fn takes_any_method(&self) -> bool {
+        matches!(self, Handler::Proxy(_))
+    }
+
     /// The methods a handler answers when the route does not list its own.
     pub fn methods(&self) -> Vec<Method> {
         match self {
             Handler::Static(_) => vec![Method::GET, Method::HEAD, Method::OPTIONS],
-            Handler::Redirect(_) | Handler::Respond(_) => vec![
-                Method::GET,
-                Method::HEAD,
-                Method::POST,
-                Method::PUT,
-                Method::DELETE,
-                Method::PATCH,
-                Method::OPTIONS,
-            ],
+            Handler::Redirect(_) | Handler::Respond(_) | Handler::Proxy(_) | Handler::Httpbin => {
+                vec![
+                    Method::GET,
+                    Method::HEAD,
+                    Method::POST,
+                    Method::PUT,
+                    Method::DELETE,
+                    Method::PATCH,
+                    Method::OPTIONS,
+                ]
+            }
         }
     }
 }

@@ -57,7 +57,13 @@ fn every_config_under_examples_and_tests_data_loads() {
 #[test]
 fn the_examples_are_found() {
     let examples = configs(&Path::new(env!("CARGO_MANIFEST_DIR")).join("examples"));
-    for name in ["static-site", "redirects", "maintenance"] {
+    for name in [
+        "static-site",
+        "redirects",
+        "maintenance",
+        "reverse-proxy",
+        "forward-proxy",
+    ] {
         let path = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("examples")
             .join(name)

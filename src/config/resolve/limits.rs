@@ -119,7 +119,11 @@ pub(super) fn duration(
 }
 
 /// A count above zero; `None` when absent or reported.
-fn count(cx: &mut Context<'_>, key: &str, value: &Option<Spanned<i64>>) -> Option<usize> {
+pub(super) fn count(
+    cx: &mut Context<'_>,
+    key: &str,
+    value: &Option<Spanned<i64>>,
+) -> Option<usize> {
     let value = value.as_ref()?;
     match usize::try_from(*value.get_ref()) {
         Ok(0) | Err(_) => above_zero(cx, key, value),

@@ -2,9 +2,10 @@
 //!
 //! One small function per section, each reporting into a shared `Context` and carrying on,
 //! so one run lists every problem, not only the first: `server` (`[server]`,
-//! `[access_log]`), `limits` (`[limits]`), `site` (`[[site]]`: listeners, hosts, and the
-//! checks across sites), `route` (`[[site.route]]` and its handler table) and `acme`
-//! (`[acme]`, for the sites whose certificate it manages). A section with
+//! `[access_log]`), `limits` (`[limits]`), `upstream` (`[[upstream]]`, resolved before the
+//! sites so routes can name them), `site` (`[[site]]`: listeners, hosts, and the checks
+//! across sites), `route` (`[[site.route]]` and its handler table) and `acme` (`[acme]`, for
+//! the sites whose certificate it manages). A section with
 //! problems still returns its best-effort value so later sections can be checked; that value
 //! is never seen, because [`resolve`] fails when any diagnostic was reported.
 //!
@@ -18,6 +19,7 @@ mod limits;
 mod route;
 mod server;
 mod site;
+mod upstream;
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -31,10 +33,12 @@ pub fn resolve(raw: &schema::Config, origin: Origin<'_>) -> Result<Config, Diagn
     let mut cx = Context {
         origin,
         diagnostics: Vec::new(),
+        upstreams: Vec::new(),
     };
     let process = server::process(&mut cx, &raw.server);
     let telemetry = server::telemetry(&mut cx, &raw.server, raw.access_log.as_ref());
     let limits = limits::limits(&mut cx, &raw.limits);
+    let upstreams = upstream::upstreams(&mut cx, &raw.upstream);
     let (listeners, sites, managed) = site::sites(&mut cx, &raw.site);
     let acme = acme::acme(&mut cx, raw.acme.as_ref(), managed);
     let config = Config {
@@ -44,6 +48,7 @@ pub fn resolve(raw: &schema::Config, origin: Origin<'_>) -> Result<Config, Diagn
             sites,
             limits,
             acme_challenges: None,
+            upstreams,
         },
         telemetry,
         process,
@@ -60,6 +65,8 @@ pub fn resolve(raw: &schema::Config, origin: Origin<'_>) -> Result<Config, Diagn
 struct Context<'a> {
     origin: Origin<'a>,
     diagnostics: Vec<Diagnostic>,
+    /// The names of the `[[upstream]]`s, in order (a route's `proxy` names one).
+    upstreams: Vec<String>,
 }
 
 /// A problem found by a check that knows nothing of spans; the caller places it.

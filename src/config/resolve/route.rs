@@ -1,5 +1,5 @@
 //! Resolves `[[site.route]]`: the path match, the methods, and the one handler table
-//! (`static`, `redirect` or `respond`) into an `edge::Route`.
+//! (`static`, `redirect`, `respond`, `proxy` or `httpbin`) into an `edge::Route`.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -110,13 +110,15 @@ fn methods(
     Some(methods)
 }
 
-/// Exactly one of `static`, `redirect`, `respond`.
+/// Exactly one of `static`, `redirect`, `respond`, `proxy`, `httpbin`.
 fn handler(cx: &mut Context<'_>, raw: &Spanned<schema::Route>) -> Option<Handler> {
     let route = raw.get_ref();
     let present: Vec<&str> = [
         route.r#static.as_ref().map(|_| "static"),
         route.redirect.as_ref().map(|_| "redirect"),
         route.respond.as_ref().map(|_| "respond"),
+        route.proxy.as_ref().map(|_| "proxy"),
+        route.httpbin.as_ref().map(|_| "httpbin"),
     ]
     .into_iter()
     .flatten()
@@ -126,7 +128,7 @@ fn handler(cx: &mut Context<'_>, raw: &Spanned<schema::Route>) -> Option<Handler
             cx.error_with_hint(
                 raw.span(),
                 "the route has no handler",
-                "add one table: `static`, `redirect` or `respond`",
+                "add one table: `static`, `redirect`, `respond`, `proxy` or `httpbin`",
             );
             return None;
         }
@@ -148,6 +150,10 @@ fn handler(cx: &mut Context<'_>, raw: &Spanned<schema::Route>) -> Option<Handler
         static_files(cx, raw).map(Handler::Static)
     } else if let Some(raw) = &route.redirect {
         redirect(cx, raw).map(Handler::Redirect)
+    } else if let Some(raw) = &route.proxy {
+        super::upstream::proxy(cx, raw).map(Handler::Proxy)
+    } else if route.httpbin.is_some() {
+        Some(Handler::Httpbin)
     } else {
         route
             .respond

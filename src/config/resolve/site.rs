@@ -193,6 +193,10 @@ fn site(cx: &mut Context<'_>, number: usize, raw: &Spanned<schema::Site>) -> Pla
             default: site.default.as_ref().is_some_and(|d| *d.get_ref()),
             maintenance: site.maintenance.unwrap_or(false),
             tls,
+            forward_proxy: site
+                .forward_proxy
+                .as_ref()
+                .and_then(|raw| super::upstream::forward_proxy(cx, raw)),
             routes,
         },
         tls_listen,

@@ -252,3 +252,71 @@ impl fmt::Display for Response {
         write!(f, "{}", printable_body(&self.body))
     }
 }
+
+/// An HTTP/1.1 client on one kept-alive connection: requests go one after another on it.
+pub struct H1Client {
+    addr: SocketAddr,
+    sender: http1::SendRequest<Full<Bytes>>,
+    driver: tokio::task::JoinHandle<hyper::Result<()>>,
+}
+
+impl H1Client {
+    pub async fn connect(addr: SocketAddr) -> H1Client {
+        let connect = async {
+            let tcp = TcpStream::connect(addr)
+                .await
+                .unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+            let (sender, conn) = http1::handshake(TokioIo::new(tcp))
+                .await
+                .unwrap_or_else(|e| panic!("http1 handshake with {addr}: {e}"));
+            (sender, tokio::spawn(conn))
+        };
+        let (sender, driver) = tokio::time::timeout(IO_TIMEOUT, connect)
+            .await
+            .unwrap_or_else(|_| panic!("connection to {addr} not ready within {IO_TIMEOUT:?}"));
+        H1Client {
+            addr,
+            sender,
+            driver,
+        }
+    }
+
+    pub async fn get(&mut self, path: &str) -> Response {
+        self.send(Request::get(path).body(Bytes::new()).unwrap())
+            .await
+    }
+
+    /// Sends one request on the connection (adding `Host` when missing) and reads the whole
+    /// response.
+    pub async fn send(&mut self, request: Request<Bytes>) -> Response {
+        let (mut parts, body) = request.into_parts();
+        if !parts.headers.contains_key(http::header::HOST) {
+            parts
+                .headers
+                .insert(http::header::HOST, self.addr.to_string().parse().unwrap());
+        }
+        let request = Request::from_parts(parts, Full::new(body));
+        let what = format!("{} {}", request.method(), request.uri());
+        let exchange = async {
+            self.sender
+                .ready()
+                .await
+                .unwrap_or_else(|e| panic!("{what}: connection not ready: {e:?}"));
+            let response = self
+                .sender
+                .send_request(request)
+                .await
+                .unwrap_or_else(|e| panic!("{what}: {e:?}"));
+            collect(response, &what).await
+        };
+        tokio::time::timeout(IO_TIMEOUT, exchange)
+            .await
+            .unwrap_or_else(|_| panic!("no complete response within {IO_TIMEOUT:?}"))
+    }
+
+    /// Closes the connection and waits for it, bounded.
+    pub async fn close(self) {
+        drop(self.sender);
+        close(self.driver).await;
+    }
+}

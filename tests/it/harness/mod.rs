@@ -6,6 +6,8 @@
 //!   drop and prints the server's stdout/stderr when the test failed.
 //! - [`command`]: one-shot CLI runs (`check`, `--version`) with a bounded run time.
 //! - [`client`]: a hyper HTTP/1.1 and h2c (prior knowledge) client returning whole responses.
+//! - [`origin`]: origin servers for proxy tests (hyper servers in the test, counting requests,
+//!   stopped and restarted at will).
 //! - [`raw`]: bytes over a plain TCP socket, for what a well-behaved client cannot send
 //!   (malformed heads, pipelining, slow writers) and for observing connection closes.
 //!
@@ -17,13 +19,14 @@
 
 pub mod client;
 pub mod command;
+pub mod origin;
 pub mod raw;
 pub mod server;
 pub mod workdir;
 
 use std::time::Duration;
 
-pub use client::{H2Client, Response, get, send};
+pub use client::{H1Client, H2Client, Response, get, send};
 pub use command::{CliOutput, portico};
 pub use raw::{RawConn, RawResponse, exchange};
 pub use server::Server;

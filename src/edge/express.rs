@@ -33,6 +33,7 @@ use http::Method;
 use tokio::io::AsyncWriteExt;
 
 use super::conn::{ConnCtx, Io, watchdog_tick};
+use super::express_proxy;
 use super::gate::{self, Framing, HeadClock, Pending, Probe};
 use super::pipeline::static_path;
 use super::router::host_name;
@@ -180,8 +181,16 @@ fn is_visible(value: &[u8]) -> bool {
         .all(|&b| b == b'\t' || (0x20..0x7f).contains(&b))
 }
 
-/// The cache entry that answers a plain request, if the express lane may answer it.
-fn lookup(ctx: &ConnCtx, head: &[u8], plain: &Plain) -> Option<Arc<Entry>> {
+/// What answers a plain request in the express lane.
+enum Answer<'a> {
+    /// A file from the open-file cache.
+    File(Arc<Entry>),
+    /// A `proxy` route whose upstream the lane can reach (`edge::express_proxy`).
+    Proxy(express_proxy::Target<'a>),
+}
+
+/// What answers a plain request, if the express lane may answer it.
+fn lookup<'a>(ctx: &'a ConnCtx, head: &[u8], plain: &Plain) -> Option<Answer<'a>> {
     let text = |range: &Range<usize>| std::str::from_utf8(&head[range.clone()]).ok();
     let site = ctx
         .shared
@@ -196,12 +205,24 @@ fn lookup(ctx: &ConnCtx, head: &[u8], plain: &Plain) -> Option<Arc<Entry>> {
     if !route.allow.contains(&Method::GET) {
         return None;
     }
-    let Handler::Static(settings) = &route.route.handler else {
-        return None;
-    };
-    let path = static_path(route, settings, path);
-    let accept_encoding = plain.accept_encoding.as_ref().and_then(text);
-    files::serve::plain_entry(&path, settings, accept_encoding.into_iter())
+    match &route.route.handler {
+        Handler::Static(settings) => {
+            let path = static_path(route, settings, path);
+            let accept_encoding = plain.accept_encoding.as_ref().and_then(text);
+            files::serve::plain_entry(&path, settings, accept_encoding.into_iter())
+                .map(Answer::File)
+        }
+        Handler::Proxy(settings) if !ctx.tls => {
+            let backend = ctx.shared.backends.get(settings.upstream)?;
+            backend.express.as_ref()?;
+            Some(Answer::Proxy(express_proxy::Target {
+                route,
+                settings,
+                backend,
+            }))
+        }
+        _ => None,
+    }
 }
 
 /// The gate's probe while hyper runs: true for a head the express lane would answer now.
@@ -252,8 +273,18 @@ pub async fn serve(gate: &mut Io, ctx: &ConnCtx, clock: &HeadClock) -> Lane {
                 {
                     return Lane::Hyper;
                 }
-                let Some(entry) = lookup(ctx, gate.buffered(), &plain) else {
-                    return Lane::Hyper;
+                let entry = match lookup(ctx, gate.buffered(), &plain) {
+                    Some(Answer::File(entry)) => entry,
+                    Some(Answer::Proxy(target)) => {
+                        match proxy(gate, ctx, &plain, len, target).await {
+                            Some(lane) => return lane,
+                            None => {
+                                answered += 1;
+                                continue;
+                            }
+                        }
+                    }
+                    None => return Lane::Hyper,
                 };
                 let record = ctx
                     .shared
@@ -311,6 +342,56 @@ pub async fn serve(gate: &mut Io, ctx: &ConnCtx, clock: &HeadClock) -> Lane {
             }
         }
     }
+}
+
+/// Forwards a plain GET through the express lane's proxy; `None` when the connection goes
+/// on in the lane, else how it left it.
+async fn proxy(
+    gate: &mut Io,
+    ctx: &ConnCtx,
+    plain: &Plain,
+    len: usize,
+    target: express_proxy::Target<'_>,
+) -> Option<Lane> {
+    // Unlike a file from memory, a forward waits on the member: it holds an in-flight slot.
+    let Ok(permit) = ctx.shared.in_flight.clone().try_acquire_owned() else {
+        return Some(Lane::Hyper);
+    };
+    if let Some(counters) = &ctx.shared.counters {
+        counters.add(crate::telemetry::counters::Counter::InFlight, 1);
+    }
+    let head = gate.buffered();
+    let record = ctx
+        .shared
+        .access_log
+        .as_ref()
+        .map(|_| record(ctx, head, plain));
+    let text = |range: &Range<usize>| String::from_utf8_lossy(&head[range.clone()]).into_owned();
+    let (target_text, host) = (text(&plain.target), text(&plain.host));
+    let head = head[..len].to_vec();
+    gate.consume(len);
+    let sent = express_proxy::exchange(gate, ctx, &head, &target_text, &host, target).await;
+    drop(permit);
+    if let Some(counters) = &ctx.shared.counters {
+        counters.sub(crate::telemetry::counters::Counter::InFlight, 1);
+    }
+    let sent = match sent {
+        Ok(sent) => sent,
+        Err(e) => {
+            tracing::debug!(peer = %ctx.peer, error = %e, "express proxy response not sent");
+            return Some(Lane::Closed);
+        }
+    };
+    if let (Some(mut record), Some(writer)) = (record, ctx.shared.access_log.as_ref()) {
+        record.status = sent.status;
+        record.bytes = sent.body_bytes;
+        record.tcp = crate::net::tcp_info::sample(ctx.fd);
+        writer.write(&record);
+    }
+    if let Some(counters) = &ctx.shared.counters {
+        counters.response(sent.status, sent.body_bytes);
+    }
+    sent.close.then_some(Lane::Closed)
 }
 
 /// The access log record of a plain request.

@@ -7,6 +7,7 @@
 
 pub mod conn;
 pub mod express;
+pub mod express_proxy;
 pub mod fault;
 pub mod gate;
 pub mod httpbin;

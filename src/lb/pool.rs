@@ -26,6 +26,8 @@ pub struct Pool {
     active: Option<ActiveHealth>,
     /// Where the pool's millisecond clock starts (passive ejections are stored as offsets).
     epoch: Instant,
+    /// The choice depends on the request (a hash of its fields, a sticky cookie).
+    reads_request: bool,
 }
 
 /// One member and what this worker knows about it.
@@ -59,6 +61,8 @@ const LATENCY_ALPHA: f64 = 0.2;
 impl Pool {
     pub fn new(settings: Settings) -> Self {
         let policy = policy::build(&settings.policy, &settings.members);
+        let reads_request =
+            settings.sticky_cookie.is_some() || matches!(settings.policy, super::Policy::Hash(_));
         let members = settings
             .members
             .into_iter()
@@ -80,7 +84,14 @@ impl Pool {
             sticky_cookie: settings.sticky_cookie,
             active: settings.active,
             epoch: Instant::now(),
+            reads_request,
         }
+    }
+
+    /// Whether [`Pool::choose`] looks at the request's fields (consistent hashing, sticky
+    /// sessions); when it does not, any `Subject` with the client's address chooses alike.
+    pub fn reads_request(&self) -> bool {
+        self.reads_request
     }
 
     pub fn name(&self) -> &str {

@@ -18,6 +18,16 @@ pub struct Backend {
     pub pool: Arc<lb::Pool>,
     pub settings: Upstream,
     pub(super) client: Client<HttpConnector, RequestBody>,
+    /// The edge's express lane may forward plain GETs here (`proxy::h1`): HTTP/1.1 members
+    /// at IP addresses, chosen without reading the request.
+    pub express: Option<Express>,
+}
+
+/// What the express lane needs of an upstream: each member's address, and the kept
+/// connections it owns (apart from hyper-util's, which the hyper path uses).
+pub struct Express {
+    pub addrs: Vec<std::net::SocketAddr>,
+    pub conns: super::h1::Conns,
 }
 
 /// Every upstream of a configuration, in the order of `edge::Settings::upstreams` (routes
@@ -36,10 +46,29 @@ impl Backend {
 
     /// A backend using an existing client (whose kept connections it shares).
     pub fn with_client(settings: &Upstream, client: Client<HttpConnector, RequestBody>) -> Self {
+        let pool = Arc::new(lb::Pool::new(settings.pool.clone()));
+        let addrs: Option<Vec<std::net::SocketAddr>> = settings
+            .pool
+            .members
+            .iter()
+            .map(|m| m.authority.as_str().parse().ok())
+            .collect();
+        let express = match addrs {
+            Some(addrs) if !settings.http2 && !pool.reads_request() => Some(Express {
+                conns: super::h1::Conns::new(
+                    addrs.len(),
+                    settings.keepalive,
+                    settings.keepalive_timeout,
+                ),
+                addrs,
+            }),
+            _ => None,
+        };
         Backend {
-            pool: Arc::new(lb::Pool::new(settings.pool.clone())),
+            pool,
             settings: settings.clone(),
             client,
+            express,
         }
     }
 }

@@ -200,7 +200,7 @@ pub fn rewrite_url(url: &str, mapping: &Mapping<'_>) -> Option<String> {
 }
 
 /// `Refresh: 5; url=http://member/next`: the URL part rewritten.
-fn rewrite_refresh(value: &str, mapping: &Mapping<'_>) -> Option<String> {
+pub fn rewrite_refresh(value: &str, mapping: &Mapping<'_>) -> Option<String> {
     let lower = value.to_ascii_lowercase();
     let at = lower.find("url=")? + 4;
     let url = value[at..].trim().trim_matches(['\'', '"']);

@@ -18,6 +18,7 @@ pub mod body;
 pub mod error;
 pub mod forward;
 pub mod forward_proxy;
+pub mod h1;
 pub mod headers;
 pub mod settings;
 pub mod tunnel;

@@ -20,6 +20,7 @@ mod config_errors;
 mod connections;
 mod examples;
 mod express;
+mod express_proxy;
 mod handlers;
 mod lb;
 mod lifecycle;

@@ -1,0 +1,645 @@
+//! The express lane's reverse proxy: plain GETs (`edge::express`) on a `proxy` route whose
+//! upstream takes them (`proxy::Backend::express`: HTTP/1.1 members at IP addresses, a
+//! policy that does not read the request) are forwarded below hyper, with the lean exchange
+//! of `proxy::h1`.
+//!
+//! It does what the hyper path (`proxy::forward`) does for such a request, field for field:
+//! the same head to the member (hop-by-hop fields out, `X-Forwarded-*`, `Forwarded`, `Via`,
+//! `Host` as configured, the prefix stripped), the same retries (a refused or timed-out
+//! connect on another member; a broken or late answer too, GET being idempotent), the same
+//! statuses (502, 503 with `Retry-After`, 504), passive health and leases, and the same
+//! response fields (hop-by-hop out, `Via`, redirects to the member rewritten, `Server`,
+//! `Date`, a `Content-Type` on bodies). The body is relayed as it comes: by length, chunked
+//! as it is (the client speaks HTTP/1.1), or until the member closes (then the client's
+//! connection closes too). Integration tests run the proxy suite through both lanes.
+
+use std::io::{self, IoSlice};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use http::StatusCode;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::conn::{ConnCtx, Io};
+use super::router::CompiledRoute;
+use super::settings::PathMatch;
+use crate::http::{Body, date};
+use crate::proxy::h1::{self, ChunkScanner, Framing};
+use crate::proxy::headers::{Mapping, rewrite_refresh, rewrite_url};
+use crate::proxy::{self, Backend, Error, HostHeader};
+
+/// A proxy route the express lane may answer.
+pub struct Target<'a> {
+    pub route: &'a CompiledRoute,
+    pub settings: &'a proxy::Settings,
+    pub backend: &'a Arc<Backend>,
+}
+
+/// How the exchange left the client's connection.
+pub struct Sent {
+    pub status: u16,
+    pub body_bytes: u64,
+    /// The client's connection must close (a body delimited by the member's close, a failure
+    /// after the head was sent, a drain).
+    pub close: bool,
+    /// The member's body broke off or paused too long after the head was sent.
+    pub broken: bool,
+}
+
+/// Forwards the plain GET whose head is `head` (target `target_text`, host `host`) and writes
+/// the answer to the client. `Err` when the client's socket failed.
+pub async fn exchange(
+    gate: &mut Io,
+    ctx: &ConnCtx,
+    head: &[u8],
+    target_text: &str,
+    host: &str,
+    target: Target<'_>,
+) -> io::Result<Sent> {
+    let backend = target.backend;
+    let Some(express) = &backend.express else {
+        return Err(io::Error::other("not an express upstream"));
+    };
+    let prefix = match (&target.route.route.path, target.settings.strip_prefix) {
+        (PathMatch::Prefix(prefix), true) => Some(prefix.as_str()),
+        _ => None,
+    };
+    let (member_target, mapping_prefix) = strip(target_text, prefix);
+    let timeouts = &backend.settings.timeouts;
+    let pool = &backend.pool;
+    let parts = http::Request::new(()).into_parts().0;
+    let subject = crate::lb::Subject {
+        parts: &parts,
+        client_ip: ctx.peer.ip(),
+    };
+    let mut tried = Vec::with_capacity(2);
+    let mut failure = Error::NoMember;
+    for _ in 0..=backend.settings.retries {
+        let Some(index) = pool.choose(&subject, &tried) else {
+            break;
+        };
+        tried.push(index);
+        let lease = pool.lease(index);
+        let member = &lease.member().settings.authority;
+        let request = request_head(
+            head,
+            &member_target,
+            host,
+            ctx.peer.ip(),
+            target.settings,
+            member.as_str(),
+        );
+        let Some(request) = request else {
+            failure = Error::BadTarget;
+            break;
+        };
+        match ask(
+            express,
+            index,
+            express.addrs[index],
+            &request,
+            timeouts,
+            member,
+        )
+        .await
+        {
+            Ok(answer) => {
+                lease.succeeded();
+                let mapping = Mapping {
+                    member,
+                    scheme: "http",
+                    host,
+                    prefix: &mapping_prefix,
+                };
+                let sent = relay(gate, ctx, answer, &mapping, express, index, timeouts.idle).await;
+                if sent.as_ref().is_ok_and(|s| s.broken) {
+                    lease.failed();
+                }
+                drop(lease);
+                return sent;
+            }
+            Err(error) => {
+                tracing::debug!(upstream = pool.name(), %member, %error, "attempt failed");
+                if error.blames_member() {
+                    lease.failed();
+                }
+                let retry = error.is_retryable(true);
+                failure = error;
+                if !retry {
+                    break;
+                }
+            }
+        }
+    }
+    let response = proxy::forward::error_response(&failure);
+    write_response(gate, ctx, response).await
+}
+
+/// The member's target: the client's, without the route's prefix when it is stripped; and
+/// the prefix (without its last `/`) that redirects get back.
+fn strip(target: &str, prefix: Option<&str>) -> (String, String) {
+    let (path, query) = match target.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (target, None),
+    };
+    let Some(prefix) = prefix.filter(|p| path.starts_with(p)) else {
+        return (target.to_string(), String::new());
+    };
+    let rest = &path[prefix.len()..];
+    let slash = if rest.starts_with('/') { "" } else { "/" };
+    let text = match query {
+        Some(q) => format!("{slash}{rest}?{q}"),
+        None => format!("{slash}{rest}"),
+    };
+    (text, prefix.trim_end_matches('/').to_string())
+}
+
+/// The request head the member gets, from the client's plain head.
+fn request_head(
+    head: &[u8],
+    target: &str,
+    host: &str,
+    client: IpAddr,
+    settings: &proxy::Settings,
+    member: &str,
+) -> Option<Vec<u8>> {
+    let mut fields = [httparse::EMPTY_HEADER; 64];
+    let mut req = httparse::Request::new(&mut fields);
+    req.parse(head).ok()?;
+    let mut out = Vec::with_capacity(head.len() + 256);
+    out.extend_from_slice(b"GET ");
+    out.extend_from_slice(target.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
+    match &settings.host {
+        HostHeader::Pass => out.extend_from_slice(host.as_bytes()),
+        HostHeader::Fixed(value) => out.extend_from_slice(value.as_bytes()),
+        HostHeader::Upstream => out.extend_from_slice(member.as_bytes()),
+    }
+    out.extend_from_slice(b"\r\n");
+    for field in req.headers.iter() {
+        if field.name.eq_ignore_ascii_case("host") || field.name.eq_ignore_ascii_case("connection")
+        {
+            continue;
+        }
+        out.extend_from_slice(field.name.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(field.value);
+        out.extend_from_slice(b"\r\n");
+    }
+    // As `proxy::headers::add_forwarded` writes them for a request that brings none (a plain
+    // request has no forwarding fields, so trust does not matter).
+    let ip = client.to_string();
+    let node = match client {
+        IpAddr::V4(_) => ip.clone(),
+        IpAddr::V6(v6) => format!("\"[{v6}]\""),
+    };
+    out.extend_from_slice(b"x-forwarded-for: ");
+    out.extend_from_slice(ip.as_bytes());
+    out.extend_from_slice(b"\r\nx-forwarded-proto: http\r\nx-forwarded-host: ");
+    out.extend_from_slice(host.as_bytes());
+    out.extend_from_slice(b"\r\nforwarded: for=");
+    out.extend_from_slice(node.as_bytes());
+    out.extend_from_slice(b";proto=http");
+    if !host.contains(['"', '\\']) {
+        out.extend_from_slice(b";host=\"");
+        out.extend_from_slice(host.as_bytes());
+        out.extend_from_slice(b"\"");
+    }
+    out.extend_from_slice(b"\r\nvia: 1.1 portico\r\n\r\n");
+    Some(out)
+}
+
+/// A member's response head, parsed, with the bytes read so far.
+struct Answer {
+    stream: TcpStream,
+    buf: BytesMut,
+    /// Length of the head in `buf` (the body's first bytes follow).
+    head_len: usize,
+    status: u16,
+    minor: u8,
+    framing: Framing,
+    /// The member asked to close the connection after this response.
+    member_closes: bool,
+}
+
+/// Sends `request` to member `index` (a kept connection first; if that turns out closed
+/// before answering, a new one) and reads the response head.
+async fn ask(
+    express: &proxy::backend::Express,
+    index: usize,
+    addr: SocketAddr,
+    request: &[u8],
+    timeouts: &proxy::Timeouts,
+    member: &http::uri::Authority,
+) -> Result<Answer, Error> {
+    let mut kept = express.conns.checkout(index);
+    loop {
+        let reused = kept.is_some();
+        let mut stream = match kept.take() {
+            Some(stream) => stream,
+            None => h1::connect(addr, timeouts.connect).await.map_err(|e| {
+                if e.kind() == io::ErrorKind::TimedOut {
+                    Error::ConnectTimeout {
+                        member: member.clone(),
+                    }
+                } else {
+                    Error::Connect {
+                        member: member.clone(),
+                        reason: e.to_string(),
+                    }
+                }
+            })?,
+        };
+        if let Err(e) = stream.write_all(request).await {
+            if reused {
+                continue;
+            }
+            return Err(bad(member, &e.to_string()));
+        }
+        let mut buf = BytesMut::with_capacity(4096);
+        let read =
+            tokio::time::timeout(timeouts.first_byte, read_head(&mut stream, &mut buf)).await;
+        match read {
+            Err(_) => {
+                return Err(Error::Timeout {
+                    member: member.clone(),
+                });
+            }
+            Ok(Ok(Some((head_len, status, minor, framing, member_closes)))) => {
+                return Ok(Answer {
+                    stream,
+                    buf,
+                    head_len,
+                    status,
+                    minor,
+                    framing,
+                    member_closes,
+                });
+            }
+            // Closed before a byte: a kept connection the member had already given up.
+            Ok(Ok(None)) if reused => continue,
+            Ok(Ok(None)) => return Err(bad(member, "connection closed before a response")),
+            Ok(Err(e)) => return Err(bad(member, &e)),
+        }
+    }
+}
+
+fn bad(member: &http::uri::Authority, reason: &str) -> Error {
+    Error::BadResponse {
+        member: member.clone(),
+        reason: reason.to_string(),
+    }
+}
+
+/// Reads until a final response head is complete: `None` when the member closed before
+/// sending anything. Interim (1xx) responses are passed over; a `101` is an error (nothing
+/// asked to switch).
+#[allow(clippy::type_complexity)]
+async fn read_head(
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
+) -> Result<Option<(usize, u16, u8, Framing, bool)>, String> {
+    loop {
+        if !buf.is_empty() {
+            let mut fields = [httparse::EMPTY_HEADER; 96];
+            let mut res = httparse::Response::new(&mut fields);
+            match res.parse(buf) {
+                Ok(httparse::Status::Complete(len)) => {
+                    let status = res.code.unwrap_or(0);
+                    if status == 101 {
+                        return Err("101 without an upgrade request".into());
+                    }
+                    if (100..200).contains(&status) {
+                        let _ = buf.split_to(len);
+                        continue;
+                    }
+                    let framing = h1::framing(status, res.headers)
+                        .ok_or_else(|| "contradictory Content-Length".to_string())?;
+                    let minor = res.version.unwrap_or(1);
+                    let closes = res.headers.iter().any(|h| {
+                        h.name.eq_ignore_ascii_case("connection")
+                            && h.value
+                                .split(|&b| b == b',')
+                                .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"))
+                    }) || (minor == 0
+                        && !res.headers.iter().any(|h| {
+                            h.name.eq_ignore_ascii_case("connection")
+                                && h.value.trim_ascii().eq_ignore_ascii_case(b"keep-alive")
+                        }));
+                    return Ok(Some((len, status, minor, framing, closes)));
+                }
+                Ok(httparse::Status::Partial) => {
+                    if buf.len() >= h1::MAX_HEAD {
+                        return Err("response head too large".into());
+                    }
+                }
+                Err(e) => return Err(format!("malformed response head: {e}")),
+            }
+        }
+        buf.reserve(4096);
+        let n = stream.read_buf(buf).await.map_err(|e| e.to_string())?;
+        if n == 0 {
+            return if buf.is_empty() {
+                Ok(None)
+            } else {
+                Err("connection closed in the response head".into())
+            };
+        }
+    }
+}
+
+/// Writes the response head for the client and relays the body.
+async fn relay(
+    gate: &mut Io,
+    ctx: &ConnCtx,
+    mut answer: Answer,
+    mapping: &Mapping<'_>,
+    express: &proxy::backend::Express,
+    index: usize,
+    idle: std::time::Duration,
+) -> io::Result<Sent> {
+    let draining = ctx.shared.drain.is_cancelled();
+    let close = matches!(answer.framing, Framing::Close) || draining;
+    let head = client_head(&answer, mapping, close)?;
+    let body_start = answer.head_len;
+    let mut scanner = ChunkScanner::default();
+    let mut left: u64 = match answer.framing {
+        Framing::Length(n) => n,
+        _ => 0,
+    };
+    let mut sent_body: u64 = 0;
+    // The body bytes that came with the head.
+    let first = answer.buf.split_off(body_start);
+    let (first_part, mut done, mut clean) =
+        take_body(&first, answer.framing, &mut left, &mut scanner);
+    sent_body += first_part.len() as u64;
+    write_all(gate, &[&head, first_part]).await?;
+    // Most small bodies came with the head: a buffer for the rest only when there is one.
+    let mut buf = BytesMut::new();
+    while !done {
+        buf.clear();
+        buf.reserve(16 * 1024);
+        let read = tokio::time::timeout(idle, answer.stream.read_buf(&mut buf)).await;
+        let n = match read {
+            Ok(Ok(n)) => n,
+            _ => {
+                // Late or broken after the head went out: the client's connection ends early.
+                return Ok(Sent {
+                    status: answer.status,
+                    body_bytes: sent_body,
+                    close: true,
+                    broken: true,
+                });
+            }
+        };
+        if n == 0 {
+            if matches!(answer.framing, Framing::Close) {
+                done = true;
+                clean = false;
+                continue;
+            }
+            return Ok(Sent {
+                status: answer.status,
+                body_bytes: sent_body,
+                close: true,
+                broken: true,
+            });
+        }
+        let (part, finished, ok) = take_body(&buf, answer.framing, &mut left, &mut scanner);
+        sent_body += part.len() as u64;
+        write_all(gate, &[part]).await?;
+        done = finished;
+        clean = ok;
+        if !ok && !finished {
+            return Ok(Sent {
+                status: answer.status,
+                body_bytes: sent_body,
+                close: true,
+                broken: true,
+            });
+        }
+    }
+    if clean && !answer.member_closes && answer.minor == 1 {
+        express.conns.checkin(index, answer.stream);
+    }
+    Ok(Sent {
+        status: answer.status,
+        body_bytes: sent_body,
+        close,
+        broken: false,
+    })
+}
+
+/// The part of `bytes` that belongs to the body, whether the body ended with it, and whether
+/// it ended cleanly (nothing after its end, a well-formed chunked body).
+fn take_body<'a>(
+    bytes: &'a [u8],
+    framing: Framing,
+    left: &mut u64,
+    scanner: &mut ChunkScanner,
+) -> (&'a [u8], bool, bool) {
+    match framing {
+        Framing::Empty => (&[], true, bytes.is_empty()),
+        Framing::Length(_) => {
+            let take = (*left).min(bytes.len() as u64) as usize;
+            *left -= take as u64;
+            (&bytes[..take], *left == 0, take == bytes.len())
+        }
+        Framing::Chunked => match scanner.feed(bytes) {
+            Ok(Some(end)) => (&bytes[..end], true, end == bytes.len()),
+            Ok(None) => (bytes, false, true),
+            Err(_) => (&[], false, false),
+        },
+        Framing::Close => (bytes, false, true),
+    }
+}
+
+/// The response head as the client gets it.
+fn client_head(answer: &Answer, mapping: &Mapping<'_>, close: bool) -> io::Result<Vec<u8>> {
+    let mut fields = [httparse::EMPTY_HEADER; 96];
+    let mut res = httparse::Response::new(&mut fields);
+    res.parse(&answer.buf[..answer.head_len])
+        .map_err(|e| io::Error::other(e.to_string()))?;
+    let status = StatusCode::from_u16(answer.status).map_err(io::Error::other)?;
+    // Fields the member's `Connection` names are hop-by-hop too.
+    let named: Vec<&[u8]> = res
+        .headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("connection"))
+        .flat_map(|h| h.value.split(|&b| b == b','))
+        .map(|t| t.trim_ascii())
+        .collect();
+    let mut out = Vec::with_capacity(answer.head_len + 128);
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(status.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
+    out.extend_from_slice(b"\r\n");
+    let mut via: Vec<&[u8]> = Vec::new();
+    let (mut server, mut content_type, mut date) = (false, false, false);
+    let mut length_written = false;
+    for h in res.headers.iter() {
+        let name = h.name;
+        let hop = HOP_BY_HOP.iter().any(|n| name.eq_ignore_ascii_case(n))
+            || named
+                .iter()
+                .any(|n| n.eq_ignore_ascii_case(name.as_bytes()));
+        if hop {
+            continue;
+        }
+        if name.eq_ignore_ascii_case("via") {
+            via.push(h.value);
+            continue;
+        }
+        if name.eq_ignore_ascii_case("content-length") {
+            if length_written || matches!(answer.framing, Framing::Chunked) {
+                continue;
+            }
+            length_written = true;
+        }
+        server |= name.eq_ignore_ascii_case("server");
+        content_type |= name.eq_ignore_ascii_case("content-type");
+        date |= name.eq_ignore_ascii_case("date");
+        let rewritten = if name.eq_ignore_ascii_case("location") {
+            std::str::from_utf8(h.value)
+                .ok()
+                .and_then(|v| rewrite_url(v, mapping))
+        } else if name.eq_ignore_ascii_case("refresh") {
+            std::str::from_utf8(h.value)
+                .ok()
+                .and_then(|v| rewrite_refresh(v, mapping))
+        } else {
+            None
+        };
+        out.extend_from_slice(name.to_ascii_lowercase().as_bytes());
+        out.extend_from_slice(b": ");
+        match &rewritten {
+            Some(value) => out.extend_from_slice(value.as_bytes()),
+            None => out.extend_from_slice(h.value),
+        }
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"via: ");
+    for earlier in &via {
+        out.extend_from_slice(earlier);
+        out.extend_from_slice(b", ");
+    }
+    out.extend_from_slice(if answer.minor == 0 {
+        b"1.0 portico\r\n"
+    } else {
+        b"1.1 portico\r\n"
+    });
+    if !server {
+        out.extend_from_slice(b"server: portico\r\n");
+    }
+    let has_body = !matches!(answer.framing, Framing::Empty);
+    if has_body && !content_type {
+        out.extend_from_slice(b"content-type: application/octet-stream\r\n");
+    }
+    if matches!(answer.framing, Framing::Chunked) {
+        out.extend_from_slice(b"transfer-encoding: chunked\r\n");
+    }
+    if close {
+        out.extend_from_slice(b"connection: close\r\n");
+    }
+    if date {
+        out.extend_from_slice(b"\r\n");
+    } else {
+        out.extend_from_slice(&date::date_line());
+    }
+    Ok(out)
+}
+
+/// Fields never passed on (`proxy::headers::remove_hop_by_hop`'s list).
+const HOP_BY_HOP: [&str; 9] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// An answer portico makes itself (an error page), written whole.
+async fn write_response(
+    gate: &mut Io,
+    ctx: &ConnCtx,
+    response: http::Response<Body>,
+) -> io::Result<Sent> {
+    let (parts, body) = response.into_parts();
+    let bytes = match body {
+        Body::Full(Some(bytes)) => bytes,
+        _ => bytes::Bytes::new(),
+    };
+    let mut head = Vec::with_capacity(256);
+    head.extend_from_slice(b"HTTP/1.1 ");
+    head.extend_from_slice(parts.status.as_str().as_bytes());
+    head.push(b' ');
+    head.extend_from_slice(parts.status.canonical_reason().unwrap_or("").as_bytes());
+    head.extend_from_slice(b"\r\n");
+    for (name, value) in &parts.headers {
+        head.extend_from_slice(name.as_str().as_bytes());
+        head.extend_from_slice(b": ");
+        head.extend_from_slice(value.as_bytes());
+        head.extend_from_slice(b"\r\n");
+    }
+    if !parts.headers.contains_key(http::header::CONTENT_LENGTH) {
+        head.extend_from_slice(format!("content-length: {}\r\n", bytes.len()).as_bytes());
+    }
+    head.extend_from_slice(b"server: portico\r\n");
+    let close = ctx.shared.drain.is_cancelled();
+    if close {
+        head.extend_from_slice(b"connection: close\r\n");
+    }
+    head.extend_from_slice(&date::date_line());
+    write_all(gate, &[&head, &bytes]).await?;
+    Ok(Sent {
+        status: parts.status.as_u16(),
+        body_bytes: bytes.len() as u64,
+        close,
+        broken: false,
+    })
+}
+
+/// Writes every byte of `parts` to the client, in as few system calls as the socket allows.
+async fn write_all(gate: &mut Io, parts: &[&[u8]]) -> io::Result<()> {
+    let mut slices: Vec<IoSlice<'_>> = parts
+        .iter()
+        .filter(|p| !p.is_empty())
+        .map(|p| IoSlice::new(p))
+        .collect();
+    let mut slices = &mut slices[..];
+    let io = gate.get_mut();
+    while !slices.is_empty() {
+        let n = io.write_vectored(slices).await?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        IoSlice::advance_slices(&mut slices, n);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stripped_prefix_leaves_a_rooted_target() {
+        assert_eq!(
+            strip("/api/users?id=1", Some("/api/")),
+            ("/users?id=1".into(), "/api".into())
+        );
+        assert_eq!(strip("/api", Some("/api")), ("/".into(), "/api".into()));
+        assert_eq!(strip("/other?x", None), ("/other?x".into(), String::new()));
+        assert_eq!(
+            strip("/other", Some("/api/")),
+            ("/other".into(), String::new())
+        );
+    }
+}

@@ -190,17 +190,16 @@ fn request_head(
     }
     // As `proxy::headers::add_forwarded` writes them for a request that brings none (a plain
     // request has no forwarding fields, so trust does not matter).
-    let ip = client.to_string();
-    let node = match client {
-        IpAddr::V4(_) => ip.clone(),
-        IpAddr::V6(v6) => format!("\"[{v6}]\""),
-    };
+    use std::io::Write as _;
     out.extend_from_slice(b"x-forwarded-for: ");
-    out.extend_from_slice(ip.as_bytes());
+    let _ = write!(out, "{client}");
     out.extend_from_slice(b"\r\nx-forwarded-proto: http\r\nx-forwarded-host: ");
     out.extend_from_slice(host.as_bytes());
     out.extend_from_slice(b"\r\nforwarded: for=");
-    out.extend_from_slice(node.as_bytes());
+    let _ = match client {
+        IpAddr::V4(v4) => write!(out, "{v4}"),
+        IpAddr::V6(v6) => write!(out, "\"[{v6}]\""),
+    };
     out.extend_from_slice(b";proto=http");
     if !host.contains(['"', '\\']) {
         out.extend_from_slice(b";host=\"");
@@ -513,7 +512,7 @@ fn client_head(answer: &Answer, mapping: &Mapping<'_>, close: bool) -> io::Resul
         } else {
             None
         };
-        out.extend_from_slice(name.to_ascii_lowercase().as_bytes());
+        out.extend(name.bytes().map(|b| b.to_ascii_lowercase()));
         out.extend_from_slice(b": ");
         match &rewritten {
             Some(value) => out.extend_from_slice(value.as_bytes()),

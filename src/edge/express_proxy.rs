@@ -14,7 +14,7 @@
 //! connection closes too). Integration tests run the proxy suite through both lanes.
 
 use std::io::{self, IoSlice};
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use bytes::BytesMut;
@@ -95,25 +95,18 @@ pub async fn exchange(
             failure = Error::BadTarget;
             break;
         };
-        match ask(
-            express,
-            index,
-            express.addrs[index],
-            &request,
-            timeouts,
+        let mapping = Mapping {
             member,
-        )
-        .await
-        {
+            scheme: "http",
+            host,
+            prefix: &mapping_prefix,
+        };
+        let draining = ctx.shared.drain.is_cancelled();
+        let asked = ask(express, index, &request, timeouts, &mapping, draining).await;
+        match asked {
             Ok(answer) => {
                 lease.succeeded();
-                let mapping = Mapping {
-                    member,
-                    scheme: "http",
-                    host,
-                    prefix: &mapping_prefix,
-                };
-                let sent = relay(gate, ctx, answer, &mapping, express, index, timeouts.idle).await;
+                let sent = relay(gate, answer, express, index, timeouts.idle).await;
                 if sent.as_ref().is_ok_and(|s| s.broken) {
                     lease.failed();
                 }
@@ -210,17 +203,11 @@ fn request_head(
     Some(out)
 }
 
-/// A member's response head, parsed, with the bytes read so far.
+/// A member's response head, parsed, with its connection and the bytes read so far.
 struct Answer {
     stream: TcpStream,
     buf: BytesMut,
-    /// Length of the head in `buf` (the body's first bytes follow).
-    head_len: usize,
-    status: u16,
-    minor: u8,
-    framing: Framing,
-    /// The member asked to close the connection after this response.
-    member_closes: bool,
+    head: Head,
 }
 
 /// Sends `request` to member `index` (a kept connection first; if that turns out closed
@@ -228,11 +215,12 @@ struct Answer {
 async fn ask(
     express: &proxy::backend::Express,
     index: usize,
-    addr: SocketAddr,
     request: &[u8],
     timeouts: &proxy::Timeouts,
-    member: &http::uri::Authority,
+    mapping: &Mapping<'_>,
+    draining: bool,
 ) -> Result<Answer, Error> {
+    let (addr, member) = (express.addrs[index], mapping.member);
     let mut kept = express.conns.checkout(index);
     loop {
         let reused = kept.is_some();
@@ -258,25 +246,18 @@ async fn ask(
             return Err(bad(member, &e.to_string()));
         }
         let mut buf = BytesMut::with_capacity(4096);
-        let read =
-            tokio::time::timeout(timeouts.first_byte, read_head(&mut stream, &mut buf)).await;
+        let read = tokio::time::timeout(
+            timeouts.first_byte,
+            read_head(&mut stream, &mut buf, mapping, draining),
+        )
+        .await;
         match read {
             Err(_) => {
                 return Err(Error::Timeout {
                     member: member.clone(),
                 });
             }
-            Ok(Ok(Some((head_len, status, minor, framing, member_closes)))) => {
-                return Ok(Answer {
-                    stream,
-                    buf,
-                    head_len,
-                    status,
-                    minor,
-                    framing,
-                    member_closes,
-                });
-            }
+            Ok(Ok(Some(head))) => return Ok(Answer { stream, buf, head }),
             // Closed before a byte: a kept connection the member had already given up.
             Ok(Ok(None)) if reused => continue,
             Ok(Ok(None)) => return Err(bad(member, "connection closed before a response")),
@@ -295,11 +276,12 @@ fn bad(member: &http::uri::Authority, reason: &str) -> Error {
 /// Reads until a final response head is complete: `None` when the member closed before
 /// sending anything. Interim (1xx) responses are passed over; a `101` is an error (nothing
 /// asked to switch).
-#[allow(clippy::type_complexity)]
 async fn read_head(
     stream: &mut TcpStream,
     buf: &mut BytesMut,
-) -> Result<Option<(usize, u16, u8, Framing, bool)>, String> {
+    mapping: &Mapping<'_>,
+    draining: bool,
+) -> Result<Option<Head>, String> {
     loop {
         if !buf.is_empty() {
             let mut fields = [httparse::EMPTY_HEADER; 96];
@@ -327,7 +309,18 @@ async fn read_head(
                             h.name.eq_ignore_ascii_case("connection")
                                 && h.value.trim_ascii().eq_ignore_ascii_case(b"keep-alive")
                         }));
-                    return Ok(Some((len, status, minor, framing, closes)));
+                    let close = matches!(framing, Framing::Close) || draining;
+                    let client_head =
+                        client_head(res.headers, status, minor, framing, mapping, close)?;
+                    return Ok(Some(Head {
+                        head_len: len,
+                        status,
+                        minor,
+                        framing,
+                        member_closes: closes,
+                        close,
+                        client_head,
+                    }));
                 }
                 Ok(httparse::Status::Partial) => {
                     if buf.len() >= h1::MAX_HEAD {
@@ -349,22 +342,34 @@ async fn read_head(
     }
 }
 
+/// A member's final response head, parsed, and the client's version of it.
+struct Head {
+    /// Its length in the read buffer (the body's first bytes follow).
+    head_len: usize,
+    status: u16,
+    minor: u8,
+    framing: Framing,
+    /// The member asked to close the connection after this response.
+    member_closes: bool,
+    /// The client's connection closes after this response.
+    close: bool,
+    /// The response head as the client gets it.
+    client_head: Vec<u8>,
+}
+
 /// Writes the response head for the client and relays the body.
 async fn relay(
     gate: &mut Io,
-    ctx: &ConnCtx,
     mut answer: Answer,
-    mapping: &Mapping<'_>,
     express: &proxy::backend::Express,
     index: usize,
     idle: std::time::Duration,
 ) -> io::Result<Sent> {
-    let draining = ctx.shared.drain.is_cancelled();
-    let close = matches!(answer.framing, Framing::Close) || draining;
-    let head = client_head(&answer, mapping, close)?;
-    let body_start = answer.head_len;
+    let close = answer.head.close;
+    let head = std::mem::take(&mut answer.head.client_head);
+    let body_start = answer.head.head_len;
     let mut scanner = ChunkScanner::default();
-    let mut left: u64 = match answer.framing {
+    let mut left: u64 = match answer.head.framing {
         Framing::Length(n) => n,
         _ => 0,
     };
@@ -372,7 +377,7 @@ async fn relay(
     // The body bytes that came with the head.
     let first = answer.buf.split_off(body_start);
     let (first_part, mut done, mut clean) =
-        take_body(&first, answer.framing, &mut left, &mut scanner);
+        take_body(&first, answer.head.framing, &mut left, &mut scanner);
     sent_body += first_part.len() as u64;
     write_all(gate, &[&head, first_part]).await?;
     // Most small bodies came with the head: a buffer for the rest only when there is one.
@@ -386,7 +391,7 @@ async fn relay(
             _ => {
                 // Late or broken after the head went out: the client's connection ends early.
                 return Ok(Sent {
-                    status: answer.status,
+                    status: answer.head.status,
                     body_bytes: sent_body,
                     close: true,
                     broken: true,
@@ -394,37 +399,37 @@ async fn relay(
             }
         };
         if n == 0 {
-            if matches!(answer.framing, Framing::Close) {
+            if matches!(answer.head.framing, Framing::Close) {
                 done = true;
                 clean = false;
                 continue;
             }
             return Ok(Sent {
-                status: answer.status,
+                status: answer.head.status,
                 body_bytes: sent_body,
                 close: true,
                 broken: true,
             });
         }
-        let (part, finished, ok) = take_body(&buf, answer.framing, &mut left, &mut scanner);
+        let (part, finished, ok) = take_body(&buf, answer.head.framing, &mut left, &mut scanner);
         sent_body += part.len() as u64;
         write_all(gate, &[part]).await?;
         done = finished;
         clean = ok;
         if !ok && !finished {
             return Ok(Sent {
-                status: answer.status,
+                status: answer.head.status,
                 body_bytes: sent_body,
                 close: true,
                 broken: true,
             });
         }
     }
-    if clean && !answer.member_closes && answer.minor == 1 {
+    if clean && !answer.head.member_closes && answer.head.minor == 1 {
         express.conns.checkin(index, answer.stream);
     }
     Ok(Sent {
-        status: answer.status,
+        status: answer.head.status,
         body_bytes: sent_body,
         close,
         broken: false,
@@ -455,22 +460,24 @@ fn take_body<'a>(
     }
 }
 
-/// The response head as the client gets it.
-fn client_head(answer: &Answer, mapping: &Mapping<'_>, close: bool) -> io::Result<Vec<u8>> {
-    let mut fields = [httparse::EMPTY_HEADER; 96];
-    let mut res = httparse::Response::new(&mut fields);
-    res.parse(&answer.buf[..answer.head_len])
-        .map_err(|e| io::Error::other(e.to_string()))?;
-    let status = StatusCode::from_u16(answer.status).map_err(io::Error::other)?;
+/// The response head as the client gets it, from the member's parsed fields.
+fn client_head(
+    headers: &[httparse::Header<'_>],
+    status: u16,
+    minor: u8,
+    framing: Framing,
+    mapping: &Mapping<'_>,
+    close: bool,
+) -> Result<Vec<u8>, String> {
+    let status = StatusCode::from_u16(status).map_err(|e| e.to_string())?;
     // Fields the member's `Connection` names are hop-by-hop too.
-    let named: Vec<&[u8]> = res
-        .headers
+    let named: Vec<&[u8]> = headers
         .iter()
         .filter(|h| h.name.eq_ignore_ascii_case("connection"))
         .flat_map(|h| h.value.split(|&b| b == b','))
         .map(|t| t.trim_ascii())
         .collect();
-    let mut out = Vec::with_capacity(answer.head_len + 128);
+    let mut out = Vec::with_capacity(512);
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(status.as_str().as_bytes());
     out.push(b' ');
@@ -479,7 +486,7 @@ fn client_head(answer: &Answer, mapping: &Mapping<'_>, close: bool) -> io::Resul
     let mut via: Vec<&[u8]> = Vec::new();
     let (mut server, mut content_type, mut date) = (false, false, false);
     let mut length_written = false;
-    for h in res.headers.iter() {
+    for h in headers.iter() {
         let name = h.name;
         let hop = HOP_BY_HOP.iter().any(|n| name.eq_ignore_ascii_case(n))
             || named
@@ -493,7 +500,7 @@ fn client_head(answer: &Answer, mapping: &Mapping<'_>, close: bool) -> io::Resul
             continue;
         }
         if name.eq_ignore_ascii_case("content-length") {
-            if length_written || matches!(answer.framing, Framing::Chunked) {
+            if length_written || matches!(framing, Framing::Chunked) {
                 continue;
             }
             length_written = true;
@@ -525,7 +532,7 @@ fn client_head(answer: &Answer, mapping: &Mapping<'_>, close: bool) -> io::Resul
         out.extend_from_slice(earlier);
         out.extend_from_slice(b", ");
     }
-    out.extend_from_slice(if answer.minor == 0 {
+    out.extend_from_slice(if minor == 0 {
         b"1.0 portico\r\n"
     } else {
         b"1.1 portico\r\n"
@@ -533,11 +540,11 @@ fn client_head(answer: &Answer, mapping: &Mapping<'_>, close: bool) -> io::Resul
     if !server {
         out.extend_from_slice(b"server: portico\r\n");
     }
-    let has_body = !matches!(answer.framing, Framing::Empty);
+    let has_body = !matches!(framing, Framing::Empty);
     if has_body && !content_type {
         out.extend_from_slice(b"content-type: application/octet-stream\r\n");
     }
-    if matches!(answer.framing, Framing::Chunked) {
+    if matches!(framing, Framing::Chunked) {
         out.extend_from_slice(b"transfer-encoding: chunked\r\n");
     }
     if close {

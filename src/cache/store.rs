@@ -1,0 +1,397 @@
+//! The cache as one object: the memory tier in front of the optional disk tier, the
+//! coalescer, and the RFC 9111 decisions, behind the four calls the proxy path makes —
+//! [`Cache::lookup`] before forwarding, [`Cache::store`] with the origin's response,
+//! [`Cache::invalidate`] after an unsafe method, [`Cache::purge`] for operators.
+//!
+//! A hit from the disk tier is promoted to the memory tier. Surrogate keys come from the
+//! origin's `Surrogate-Key` (space-separated) and `Cache-Tag` (comma-separated) fields, which
+//! are kept out of the stored (and so the served) fields, as CDNs do.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, StatusCode};
+
+use super::coalesce::Coalescer;
+use super::control::CacheControl;
+use super::disk::DiskStore;
+use super::key::Variant;
+use super::memory::{Matcher, MemoryStore, Object};
+use super::rules::{self, NotStorable, Received, Reuse};
+use super::status::Fwd;
+
+const SURROGATE_KEY: HeaderName = HeaderName::from_static("surrogate-key");
+const CACHE_TAG: HeaderName = HeaderName::from_static("cache-tag");
+
+/// The cache's tiers and coalescer.
+pub struct Cache {
+    pub memory: MemoryStore,
+    pub disk: Option<DiskStore>,
+    pub coalescer: Arc<Coalescer>,
+    /// How long a waiter waits for another request's fill.
+    pub lock_timeout: Duration,
+    /// How long past freshness a response may be served when the origin fails.
+    pub grace: Duration,
+}
+
+/// What the cache has for a request.
+#[derive(Debug)]
+pub enum Lookup {
+    /// Serve this response as it is (fresh, or stale within what the request accepts).
+    Hit(Arc<Object>),
+    /// Serve it, and refresh it in the background (`stale-while-revalidate`).
+    StaleWhileRevalidate(Arc<Object>),
+    /// Validate it with the origin (conditional request); keep it for `stale-if-error`.
+    Validate(Arc<Object>),
+    /// Nothing usable: forward, saying why.
+    Miss(Fwd),
+}
+
+impl Cache {
+    /// The stored response for `key` that may answer a request with headers `req` now.
+    pub fn lookup(&self, key: &str, req: &HeaderMap, now: SystemTime) -> Lookup {
+        let object = match self.memory.lookup(key, req) {
+            Some(object) => object,
+            None => match self.disk.as_ref().and_then(|d| d.lookup(key, req)) {
+                Some(object) => {
+                    let object = Arc::new(object);
+                    self.memory.insert(clone_object(&object));
+                    object
+                }
+                None => return Lookup::Miss(Fwd::UriMiss),
+            },
+        };
+        match rules::reuse(object.status, &object.headers, object.received, req, now) {
+            Reuse::Fresh | Reuse::StaleAccepted => Lookup::Hit(object),
+            Reuse::StaleWhileRevalidate => Lookup::StaleWhileRevalidate(object),
+            Reuse::Validate => Lookup::Validate(object),
+        }
+    }
+
+    /// Stores the origin's response to a GET with headers `req`, if RFC 9111 allows it.
+    pub fn store(
+        &self,
+        key: &str,
+        req: &HeaderMap,
+        status: StatusCode,
+        res: &HeaderMap,
+        body: Bytes,
+        received: Received,
+    ) -> Result<(), NotStorable> {
+        rules::storable(&Method::GET, req, status, res)?;
+        let mut headers = res.clone();
+        let tags = tags(&headers);
+        headers.remove(SURROGATE_KEY);
+        headers.remove(CACHE_TAG);
+        rules::strip_for_storage(&mut headers);
+        let object = Object {
+            key: key.to_string(),
+            variant: Variant::of(req, res),
+            status,
+            headers,
+            body,
+            received,
+            tags,
+            seq: 0,
+        };
+        if let Some(disk) = &self.disk
+            && let Err(e) = disk.insert(&object)
+        {
+            tracing::warn!(%key, error = %e, "cannot write to the disk cache");
+        }
+        self.memory.insert(object);
+        Ok(())
+    }
+
+    /// After a 304 for a stored response: its fields updated (§4.3.4), stored again.
+    pub fn refresh(&self, stored: &Object, not_modified: &HeaderMap, received: Received) {
+        let mut headers = stored.headers.clone();
+        rules::merge_not_modified(&mut headers, not_modified);
+        let object = Object {
+            key: stored.key.clone(),
+            variant: stored.variant.clone(),
+            status: stored.status,
+            headers,
+            body: stored.body.clone(),
+            received,
+            tags: stored.tags.clone(),
+            seq: 0,
+        };
+        if let Some(disk) = &self.disk {
+            let _ = disk.insert(&object);
+        }
+        self.memory.insert(object);
+    }
+
+    /// §4.4: after `method` answered `status`, the stored responses for `keys` (the target,
+    /// and same-origin `Location`/`Content-Location`) are dropped.
+    pub fn invalidate(&self, method: &Method, status: StatusCode, keys: &[String]) {
+        if !rules::invalidates(method, status) {
+            return;
+        }
+        for key in keys {
+            self.purge(Matcher::Exact(key.clone()));
+        }
+    }
+
+    /// Removes what `matcher` selects from both tiers; returns how many keys the memory tier
+    /// dropped (the disk tier's walk may find more).
+    pub fn purge(&self, matcher: Matcher) -> usize {
+        if let Some(disk) = &self.disk {
+            match &matcher {
+                Matcher::Exact(key) => {
+                    disk.remove(key);
+                }
+                Matcher::Prefix(prefix) => {
+                    disk.purge(|key, _| key.starts_with(prefix.as_str()));
+                }
+                Matcher::Tag(tag) => {
+                    disk.purge(|_, tags| tags.iter().any(|t| t == tag));
+                }
+            }
+        }
+        self.memory.purge(matcher)
+    }
+}
+
+/// The `Age` of a stored response at `now` (§5.1), in whole seconds.
+pub fn age(object: &Object, now: SystemTime) -> HeaderValue {
+    let age = rules::current_age(&object.headers, object.received, now);
+    HeaderValue::from(age.as_secs())
+}
+
+/// Seconds of freshness left (negative when stale), for `Cache-Status: …; ttl=`.
+pub fn ttl(object: &Object, now: SystemTime) -> i64 {
+    let lifetime = rules::freshness_lifetime(
+        object.status,
+        &object.headers,
+        object.received.response_time,
+    );
+    let age = rules::current_age(&object.headers, object.received, now);
+    lifetime.as_secs() as i64 - age.as_secs() as i64
+}
+
+/// Whether the request said `only-if-cached` (§5.2.1.7): a miss is then a 504.
+pub fn only_if_cached(req: &HeaderMap) -> bool {
+    CacheControl::parse(req).only_if_cached
+}
+
+/// The surrogate keys of a response.
+fn tags(res: &HeaderMap) -> Vec<String> {
+    let mut tags: Vec<String> = Vec::new();
+    let mut add = |tag: &str| {
+        let tag = tag.trim();
+        if !tag.is_empty() && !tags.iter().any(|t| t == tag) {
+            tags.push(tag.to_string());
+        }
+    };
+    for value in res
+        .get_all(SURROGATE_KEY)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+    {
+        value.split_ascii_whitespace().for_each(&mut add);
+    }
+    for value in res
+        .get_all(CACHE_TAG)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+    {
+        value.split(',').for_each(&mut add);
+    }
+    tags
+}
+
+fn clone_object(object: &Object) -> Object {
+    Object {
+        key: object.key.clone(),
+        variant: object.variant.clone(),
+        status: object.status,
+        headers: object.headers.clone(),
+        body: object.body.clone(),
+        received: object.received,
+        tags: object.tags.clone(),
+        seq: 0,
+    }
+}
+
+/// Response fields that name a same-origin URL an unsafe method invalidates along with its
+/// target (§4.4).
+pub fn invalidated_locations(res: &HeaderMap) -> impl Iterator<Item = &str> {
+    [header::LOCATION, header::CONTENT_LOCATION]
+        .into_iter()
+        .filter_map(|name| res.get(name))
+        .filter_map(|v| v.to_str().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::key::primary;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(
+                HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                value.parse().unwrap(),
+            );
+        }
+        map
+    }
+
+    fn at(secs: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000 + secs)
+    }
+
+    fn received(secs: u64) -> Received {
+        Received {
+            request_time: at(secs),
+            response_time: at(secs),
+        }
+    }
+
+    fn cache(disk: Option<&std::path::Path>) -> Cache {
+        Cache {
+            memory: MemoryStore::new(1 << 20, 100),
+            disk: disk.map(|d| DiskStore::open(d).unwrap()),
+            coalescer: Arc::default(),
+            lock_timeout: Duration::from_secs(1),
+            grace: Duration::ZERO,
+        }
+    }
+
+    #[test]
+    fn a_stored_response_is_a_hit_until_stale_then_validated() {
+        let c = cache(None);
+        let key = primary("http", "a.test", "/x");
+        let none = HeaderMap::new();
+        let res = headers(&[
+            ("cache-control", "max-age=60"),
+            ("surrogate-key", "a b"),
+            ("cache-tag", "c, a"),
+        ]);
+        c.store(
+            &key,
+            &none,
+            StatusCode::OK,
+            &res,
+            Bytes::from_static(b"x"),
+            received(0),
+        )
+        .unwrap();
+        let Lookup::Hit(object) = c.lookup(&key, &none, at(30)) else {
+            panic!("a hit")
+        };
+        assert_eq!(object.tags, ["a", "b", "c"]);
+        assert!(!object.headers.contains_key("surrogate-key"));
+        assert_eq!(age(&object, at(30)), "30");
+        assert_eq!(ttl(&object, at(30)), 30);
+        assert!(matches!(c.lookup(&key, &none, at(90)), Lookup::Validate(_)));
+        assert!(matches!(
+            c.lookup(&primary("http", "a.test", "/y"), &none, at(1)),
+            Lookup::Miss(Fwd::UriMiss)
+        ));
+    }
+
+    #[test]
+    fn refusals_purges_and_invalidation() {
+        let c = cache(None);
+        let key = primary("http", "a.test", "/p");
+        let none = HeaderMap::new();
+        let private = headers(&[("cache-control", "private, max-age=60")]);
+        assert_eq!(
+            c.store(
+                &key,
+                &none,
+                StatusCode::OK,
+                &private,
+                Bytes::new(),
+                received(0)
+            ),
+            Err(NotStorable::Private)
+        );
+        let ok = headers(&[("cache-control", "max-age=60"), ("cache-tag", "t")]);
+        c.store(&key, &none, StatusCode::OK, &ok, Bytes::new(), received(0))
+            .unwrap();
+        c.invalidate(
+            &Method::POST,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            std::slice::from_ref(&key),
+        );
+        assert!(matches!(c.lookup(&key, &none, at(1)), Lookup::Hit(_)));
+        c.invalidate(&Method::POST, StatusCode::OK, std::slice::from_ref(&key));
+        assert!(matches!(c.lookup(&key, &none, at(1)), Lookup::Miss(_)));
+        c.store(&key, &none, StatusCode::OK, &ok, Bytes::new(), received(0))
+            .unwrap();
+        assert_eq!(c.purge(Matcher::Tag("t".into())), 1);
+        assert!(matches!(c.lookup(&key, &none, at(1)), Lookup::Miss(_)));
+        assert!(only_if_cached(&headers(&[(
+            "cache-control",
+            "only-if-cached"
+        )])));
+    }
+
+    #[test]
+    fn a_304_refreshes_the_stored_response() {
+        let c = cache(None);
+        let key = primary("http", "a.test", "/r");
+        let none = HeaderMap::new();
+        let res = headers(&[("cache-control", "max-age=10"), ("etag", "\"v1\"")]);
+        c.store(
+            &key,
+            &none,
+            StatusCode::OK,
+            &res,
+            Bytes::from_static(b"body"),
+            received(0),
+        )
+        .unwrap();
+        let Lookup::Validate(stale) = c.lookup(&key, &none, at(20)) else {
+            panic!("stale")
+        };
+        c.refresh(
+            &stale,
+            &headers(&[("cache-control", "max-age=100"), ("etag", "\"v1\"")]),
+            received(20),
+        );
+        let Lookup::Hit(fresh) = c.lookup(&key, &none, at(50)) else {
+            panic!("fresh again")
+        };
+        assert_eq!(&fresh.body[..], b"body");
+        assert_eq!(fresh.headers["cache-control"], "max-age=100");
+    }
+
+    #[test]
+    fn the_disk_tier_answers_after_a_restart_and_is_promoted() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = primary("http", "a.test", "/d");
+        let none = HeaderMap::new();
+        {
+            let c = cache(Some(dir.path()));
+            let res = headers(&[("cache-control", "max-age=60")]);
+            c.store(
+                &key,
+                &none,
+                StatusCode::OK,
+                &res,
+                Bytes::from_static(b"disk"),
+                received(0),
+            )
+            .unwrap();
+        }
+        let c = cache(Some(dir.path()));
+        let Lookup::Hit(object) = c.lookup(&key, &none, at(5)) else {
+            panic!("a hit from disk")
+        };
+        assert_eq!(&object.body[..], b"disk");
+        assert!(c.memory.lookup(&key, &none).is_some(), "promoted to memory");
+        assert_eq!(
+            invalidated_locations(&headers(&[("location", "/a"), ("content-location", "/b")]))
+                .collect::<Vec<_>>(),
+            ["/a", "/b"]
+        );
+    }
+}

@@ -55,6 +55,10 @@ pub enum Lane {
     Closed,
 }
 
+/// Most fields a plain request may have (the proxy lane parses its head again into an array
+/// of this size).
+pub const MAX_FIELDS: usize = 64;
+
 /// Request fields that may appear in a plain request (lower-case). None of them changes the
 /// response of a static file, except `accept-encoding`, which selects the cache entry.
 pub const FIELDS: &[&str] = &[
@@ -92,7 +96,11 @@ struct Plain {
 impl Plain {
     /// The plain request in a parsed head whose bytes start at address `base`, if it is one.
     fn of(req: &httparse::Request<'_, '_>, framing: Framing, base: usize) -> Option<Plain> {
-        if req.method != Some("GET") || req.version != Some(1) || framing != Framing::Length(0) {
+        if req.method != Some("GET")
+            || req.version != Some(1)
+            || framing != Framing::Length(0)
+            || req.headers.len() > MAX_FIELDS
+        {
             return None;
         }
         let target = req.path?;

@@ -23,6 +23,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::conn::{ConnCtx, Io};
+use super::express;
 use super::router::CompiledRoute;
 use super::settings::PathMatch;
 use crate::http::{Body, date};
@@ -158,7 +159,7 @@ fn request_head(
     settings: &proxy::Settings,
     member: &str,
 ) -> Option<Vec<u8>> {
-    let mut fields = [httparse::EMPTY_HEADER; 64];
+    let mut fields = [httparse::EMPTY_HEADER; express::MAX_FIELDS];
     let mut req = httparse::Request::new(&mut fields);
     req.parse(head).ok()?;
     let mut out = Vec::with_capacity(head.len() + 256);
@@ -331,7 +332,12 @@ async fn read_head(
             }
         }
         buf.reserve(4096);
-        let n = stream.read_buf(buf).await.map_err(|e| e.to_string())?;
+        let n = match stream.read_buf(buf).await {
+            Ok(n) => n,
+            // Reset before a byte came: as a close (a kept connection the member dropped).
+            Err(_) if buf.is_empty() => 0,
+            Err(e) => return Err(e.to_string()),
+        };
         if n == 0 {
             return if buf.is_empty() {
                 Ok(None)

@@ -3,7 +3,7 @@
 //! more field (the hyper path) must reach the origin with the same forwarding fields and give
 //! the client the same status, fields (`Date` aside) and body, for bodies by length, chunked,
 //! after an interim 103, and redirects to the member. Also: a body delimited by the origin's
-//! close, and kept connections the origin closed between requests.
+//! close, and kept connections the origin closed or reset between requests.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -52,6 +52,11 @@ impl RawOrigin {
                         let path = head.split(' ').nth(1).unwrap_or("/").to_string();
                         let (answer, close) = answer(&path, addr);
                         if stream.write_all(answer.as_bytes()).await.is_err() || close {
+                            if path == "/rst" {
+                                // Dropped with a zero linger: a reset, not a close.
+                                let _ = socket2::SockRef::from(&stream)
+                                    .set_linger(Some(std::time::Duration::ZERO));
+                            }
                             return;
                         }
                     }
@@ -97,6 +102,8 @@ fn answer(path: &str, me: SocketAddr) -> (String, bool) {
         ),
         // Answers, then closes without saying so (a kept connection gone stale).
         "/oneshot" => ("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\none".into(), true),
+        // Answers, then resets the connection.
+        "/rst" => ("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\none".into(), true),
         _ => ("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".into(), false),
     }
 }
@@ -228,7 +235,7 @@ async fn a_body_delimited_by_the_origins_close_ends_the_clients_connection() {
 }
 
 #[tokio::test]
-async fn kept_connections_the_origin_closed_are_replaced_without_an_error() {
+async fn kept_connections_the_origin_closed_or_reset_are_replaced_without_an_error() {
     let origin = RawOrigin::start().await;
     let server = Server::start(WorkDir::new(), &config(origin.addr));
     let mut conn = RawConn::connect(server.addr()).await;

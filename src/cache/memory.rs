@@ -246,6 +246,11 @@ impl MemoryStore {
         removed
     }
 
+    /// The largest object this tier takes, in bytes.
+    pub fn max_object(&self) -> usize {
+        self.max_object
+    }
+
     /// Primary keys in the index (stored now, or a moment ago).
     pub fn len(&self) -> usize {
         self.lock_index().keys.len()

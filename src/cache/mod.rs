@@ -6,12 +6,49 @@
 //! puts them together behind lookup, store, refresh, invalidate and purge. Not yet wired into
 //! the proxy path (issue #6).
 
+use std::time::Duration;
+
 pub mod coalesce;
 pub mod control;
 pub mod disk;
+pub mod handler;
 pub mod key;
 pub mod memory;
 pub mod record;
 pub mod rules;
 pub mod status;
 pub mod store;
+
+/// The resolved `[cache]` table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// Bytes of the memory tier, per worker process.
+    pub memory_bytes: usize,
+    /// How long a request waits for another's fill.
+    pub lock_timeout: Duration,
+    /// How long past freshness a response may be served when the origin fails.
+    pub grace: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            memory_bytes: 64 << 20,
+            lock_timeout: Duration::from_secs(10),
+            grace: Duration::ZERO,
+        }
+    }
+}
+
+impl Settings {
+    /// The cache these settings describe (memory tier only).
+    pub fn build(&self) -> store::Cache {
+        store::Cache {
+            memory: memory::MemoryStore::new(self.memory_bytes, (self.memory_bytes / 8192).max(64)),
+            disk: None,
+            coalescer: Default::default(),
+            lock_timeout: self.lock_timeout,
+            grace: self.grace,
+        }
+    }
+}

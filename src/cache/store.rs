@@ -50,6 +50,11 @@ pub enum Lookup {
 }
 
 impl Cache {
+    /// The largest body worth collecting for storage.
+    pub fn memory_object_limit(&self) -> usize {
+        self.memory.max_object()
+    }
+
     /// The stored response for `key` that may answer a request with headers `req` now.
     pub fn lookup(&self, key: &str, req: &HeaderMap, now: SystemTime) -> Lookup {
         let object = match self.memory.lookup(key, req) {

@@ -33,6 +33,8 @@ pub struct Config {
     /// `[limits]`: limits and timeouts that protect the server from clients.
     #[serde(default)]
     pub limits: Limits,
+    /// `[cache]`: the shared HTTP cache of `proxy` routes with `cache = true`.
+    pub cache: Option<Spanned<CacheTable>>,
     /// `[acme]`: the certificate authority for sites with `[site.tls] acme = true`.
     pub acme: Option<Spanned<Acme>>,
     /// `[[site]]`: the sites, in order. At least one.
@@ -41,6 +43,21 @@ pub struct Config {
     /// `[[upstream]]`: pools of origin servers that `proxy` routes forward to.
     #[serde(default)]
     pub upstream: Vec<Spanned<Upstream>>,
+}
+
+/// `[cache]`: the shared cache's size and its waits. Each worker process has its own memory
+/// tier of this size.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheTable {
+    /// Bytes of responses kept in memory per worker (a size, `"256m"`). Default `"64m"`.
+    pub memory: Option<Spanned<Quantity>>,
+    /// How long a request waits for another request fetching the same response before it
+    /// fetches for itself. Default `"10s"`.
+    pub lock_timeout: Option<Spanned<Quantity>>,
+    /// How long after it went stale a response may still be served when the origin fails (a
+    /// 5xx or no answer), besides what its `stale-if-error` allows. Default none.
+    pub grace: Option<Spanned<Quantity>>,
 }
 
 /// `[acme]`: where sites with `acme = true` get their certificates (RFC 8555, http-01
@@ -290,6 +307,9 @@ pub struct Proxy {
     /// `X-Forwarded-*` and `Forwarded` fields are kept and extended; from other clients they
     /// are replaced. Default none.
     pub trusted_proxies: Option<Vec<Spanned<String>>>,
+    /// Keep the origin's responses in the shared cache (`[cache]`) and answer from it as RFC
+    /// 9111 allows. Default false.
+    pub cache: Option<bool>,
 }
 
 /// `[[upstream]]`: a pool of origin servers and how requests to it are made.

@@ -1267,3 +1267,23 @@ fn forward_proxy_allow_lists_are_checked() {
     );
     assert_eq!(errors[0].line, Some(9));
 }
+
+#[test]
+fn the_cache_is_resolved_when_a_proxy_route_uses_it() {
+    let folder = Folder::new();
+    let text = |cache_table: &str, cache: bool| {
+        format!(
+            "{cache_table}[[upstream]]\nname = \"app\"\nservers = [\"127.0.0.1:9000\"]\n[[site]]\nlisten = [\"127.0.0.1:80\"]\n[[site.route]]\nproxy = {{ upstream = \"app\", cache = {cache} }}\n"
+        )
+    };
+    assert!(folder.parse(&text("", false)).edge.cache.is_none());
+    let defaults = folder.parse(&text("", true)).edge.cache.unwrap();
+    assert_eq!(defaults, crate::cache::Settings::default());
+    let table = "[cache]\nmemory = \"8m\"\nlock_timeout = \"2s\"\ngrace = \"1h\"\n";
+    let set = folder.parse(&text(table, true)).edge.cache.unwrap();
+    assert_eq!(set.memory_bytes, 8 << 20);
+    assert_eq!(set.lock_timeout, Duration::from_secs(2));
+    assert_eq!(set.grace, Duration::from_secs(3600));
+    let e = folder.error_on_line(&text("[cache]\nmemory = 0\n", true), 2);
+    assert!(e.message.contains("memory"), "{e}");
+}

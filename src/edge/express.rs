@@ -220,7 +220,7 @@ fn lookup<'a>(ctx: &'a ConnCtx, head: &[u8], plain: &Plain) -> Option<Answer<'a>
             files::serve::plain_entry(&path, settings, accept_encoding.into_iter())
                 .map(Answer::File)
         }
-        Handler::Proxy(settings) if !ctx.tls => {
+        Handler::Proxy(settings) if !ctx.tls && !settings.cache => {
             let backend = ctx.shared.backends.get(settings.upstream)?;
             backend.express.as_ref()?;
             Some(Answer::Proxy(express_proxy::Target {

@@ -474,7 +474,21 @@ async fn proxy_pass(
         _ => None,
     };
     let client = downstream(ctx, strip);
-    let outcome = proxy::forward(backend, settings, &client, parts, body).await;
+    let outcome = match (&ctx.shared.cache, settings.cache) {
+        (Some(cache), true) => {
+            let host = request_host(parts).unwrap_or_default();
+            let req = crate::cache::handler::Request {
+                backend,
+                settings,
+                client: &client,
+                parts,
+                scheme: if ctx.tls { "https" } else { "http" },
+                host: &host,
+            };
+            crate::cache::handler::answer(cache, req, body).await
+        }
+        _ => proxy::forward(backend, settings, &client, parts, Some(body)).await,
+    };
     hand_over_tunnel(ctx, outcome, None)
 }
 

@@ -355,6 +355,7 @@ mod tests {
             ],
             limits: Limits::default(),
             acme_challenges: None,
+            cache: None,
             upstreams: Vec::new(),
         };
         let router = Router::new(&settings);
@@ -381,6 +382,7 @@ mod tests {
             )],
             limits: Limits::default(),
             acme_challenges: None,
+            cache: None,
             upstreams: Vec::new(),
         };
         let router = Router::new(&settings);

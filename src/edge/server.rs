@@ -57,6 +57,8 @@ pub struct Shared {
     pub polite: AtomicBool,
     /// Where ACME http-01 challenge answers are published, when a site uses ACME.
     pub acme_challenges: Option<std::path::PathBuf>,
+    /// The shared cache of this worker, when a `proxy` route uses it.
+    pub cache: Option<Arc<crate::cache::store::Cache>>,
     /// The upstreams `proxy` routes forward to: pools, health state, kept-alive connections.
     pub backends: crate::proxy::Backends,
 }
@@ -167,6 +169,7 @@ impl Server {
             tls: settings.tls.clone(),
             polite: AtomicBool::new(false),
             acme_challenges: settings.acme_challenges.clone(),
+            cache: settings.cache.as_ref().map(|c| Arc::new(c.build())),
             backends: crate::proxy::Backends::new(&settings.upstreams),
         });
         Server {

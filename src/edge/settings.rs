@@ -23,6 +23,8 @@ pub struct Settings {
     pub limits: Limits,
     /// The folder of published ACME http-01 challenge answers, when a site uses ACME.
     pub acme_challenges: Option<std::path::PathBuf>,
+    /// The shared cache, when a `proxy` route uses it.
+    pub cache: Option<crate::cache::Settings>,
     /// Upstream pools that `proxy` routes forward to (routes name them by index).
     pub upstreams: Vec<proxy::Upstream>,
 }

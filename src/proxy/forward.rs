@@ -48,13 +48,14 @@ pub struct Outcome {
 /// Seconds a client is asked to wait in `Retry-After` when no member is available.
 const RETRY_AFTER_SECS: HeaderValue = HeaderValue::from_static("5");
 
-/// Forwards a request to `backend` as `route` says.
+/// Forwards a request to `backend` as `route` says; `body` is the client's (`None` for a
+/// request portico makes itself, such as a cache refresh).
 pub async fn forward(
     backend: &Backend,
     route: &Settings,
     client: &Downstream<'_>,
     parts: &http::request::Parts,
-    body: Incoming,
+    body: Option<Incoming>,
 ) -> Outcome {
     let mut head = prepare(route, client, parts);
     let subject = Subject {
@@ -62,7 +63,9 @@ pub async fn forward(
         client_ip: client.peer.ip(),
     };
     let idempotent = is_idempotent(&parts.method);
-    let unread = (!body.is_end_stream()).then(|| Arc::new(Mutex::new(Some(body))));
+    let unread = body
+        .filter(|body| !body.is_end_stream())
+        .map(|body| Arc::new(Mutex::new(Some(body))));
     let mut tried = Vec::with_capacity(2);
     let mut failure = None;
     for _ in 0..=backend.settings.retries {

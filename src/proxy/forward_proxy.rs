@@ -111,8 +111,9 @@ pub async fn absolute(
         host: HostHeader::Upstream,
         strip_prefix: false,
         trusted_proxies: TrustedProxies::default(),
+        cache: false,
     };
-    forward(&backend, &route, client, parts, body).await
+    forward(&backend, &route, client, parts, Some(body)).await
 }
 
 /// A CONNECT target in authority form, `host:port`, with a port above 0 (RFC 9112 §3.2.3).

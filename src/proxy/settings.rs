@@ -76,6 +76,8 @@ pub struct Settings {
     /// Clients whose `X-Forwarded-*` and `Forwarded` fields are kept (and extended); from any
     /// other client they are replaced.
     pub trusted_proxies: TrustedProxies,
+    /// Responses go through the shared cache (`edge::Settings::cache`).
+    pub cache: bool,
 }
 
 /// Which `Host` a member receives.

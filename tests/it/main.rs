@@ -15,6 +15,7 @@ mod harness;
 
 mod access_log;
 mod acme;
+mod cache;
 mod cli;
 mod config_errors;
 mod connections;

@@ -71,7 +71,7 @@ fn override_with<T>(field: &mut T, value: Option<T>) {
 }
 
 /// A size above zero that fits `T`; `None` when absent or reported.
-fn size<T: TryFrom<u64>>(
+pub(super) fn size<T: TryFrom<u64>>(
     cx: &mut Context<'_>,
     key: &str,
     value: &Option<Spanned<Quantity>>,

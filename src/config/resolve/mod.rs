@@ -15,6 +15,7 @@
 //! here rather than a failure at the first request.
 
 mod acme;
+mod cache;
 mod limits;
 mod route;
 mod server;
@@ -41,6 +42,11 @@ pub fn resolve(raw: &schema::Config, origin: Origin<'_>) -> Result<Config, Diagn
     let upstreams = upstream::upstreams(&mut cx, &raw.upstream);
     let (listeners, sites, managed) = site::sites(&mut cx, &raw.site);
     let acme = acme::acme(&mut cx, raw.acme.as_ref(), managed);
+    let uses_cache = sites
+        .iter()
+        .flat_map(|s| &s.routes)
+        .any(|r| matches!(&r.handler, edge::Handler::Proxy(p) if p.cache));
+    let cache = cache::cache(&mut cx, raw.cache.as_ref(), uses_cache);
     let config = Config {
         edge: edge::Settings {
             listeners: listeners.addrs,
@@ -49,6 +55,7 @@ pub fn resolve(raw: &schema::Config, origin: Origin<'_>) -> Result<Config, Diagn
             limits,
             acme_challenges: None,
             upstreams,
+            cache,
         },
         telemetry,
         process,

@@ -418,6 +418,7 @@ pub(super) fn proxy(cx: &mut Context<'_>, raw: &Spanned<schema::Proxy>) -> Optio
         host: host?,
         strip_prefix: table.strip_prefix.unwrap_or(false),
         trusted_proxies: proxy::TrustedProxies(trusted),
+        cache: table.cache.unwrap_or(false),
     })
 }
 

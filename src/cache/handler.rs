@@ -1,0 +1,459 @@
+//! The cache on the proxy path: what a `proxy` route with `cache = true` does with a request
+//! (RFC 9111 §4): answer from the cache, validate a stale response with the origin, or
+//! forward — one request per key at a time (`coalesce`), the others waiting — and store what
+//! may be stored as its body streams to the client. Unsafe methods invalidate (§4.4). Every
+//! answer says what happened in `Cache-Status` (RFC 9211).
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::SystemTime;
+
+use bytes::{Bytes, BytesMut};
+use http::header::{self, HeaderMap};
+use http::{Method, Response, StatusCode};
+use http_body::{Body as _, Frame, SizeHint};
+use hyper::body::Incoming;
+
+use super::coalesce::{Filler, Outcome, Role};
+use super::key::primary;
+use super::memory::Object;
+use super::rules::{self, Received};
+use super::status::{CacheStatus, Fwd};
+use super::store::{self, Cache, Lookup};
+use crate::http::{Body, error_page};
+use crate::proxy::{self, Backend, Downstream};
+
+/// The cache's field in responses (RFC 9211).
+const CACHE_STATUS: header::HeaderName = header::HeaderName::from_static("cache-status");
+
+/// Where a request goes, as the cache needs it.
+pub struct Request<'a> {
+    pub backend: &'a Arc<Backend>,
+    pub settings: &'a proxy::Settings,
+    pub client: &'a Downstream<'a>,
+    pub parts: &'a http::request::Parts,
+    /// `http` or `https`, and the host the client asked for: the primary key's origin.
+    pub scheme: &'static str,
+    pub host: &'a str,
+}
+
+/// Answers `req` through `cache`.
+pub async fn answer(cache: &Arc<Cache>, req: Request<'_>, body: Incoming) -> proxy::Outcome {
+    let parts = req.parts;
+    let target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+    let key = primary(req.scheme, req.host, target);
+    let method = &parts.method;
+    if *method != Method::GET && *method != Method::HEAD {
+        let mut outcome = forward(&req, Some(body)).await;
+        let status = outcome.response.status();
+        let mut keys = vec![key];
+        for location in store::invalidated_locations(outcome.response.headers()) {
+            if let Some(path) = same_origin_path(location, req.scheme, req.host) {
+                keys.push(primary(req.scheme, req.host, &path));
+            }
+        }
+        cache.invalidate(method, status, &keys);
+        mark(
+            &mut outcome.response,
+            fwd(Fwd::Method, Some(status.as_u16()), false, None),
+        );
+        return outcome;
+    }
+    let now = SystemTime::now();
+    match cache.lookup(&key, &parts.headers, now) {
+        Lookup::Hit(object) => return served(&object, now, false),
+        Lookup::StaleWhileRevalidate(object) => {
+            refresh_in_background(cache, &req, &key);
+            return served(&object, now, false);
+        }
+        Lookup::Validate(object) => return validate(cache, &req, &key, object, body).await,
+        Lookup::Miss(_) => {}
+    }
+    if store::only_if_cached(&parts.headers) {
+        // §5.2.1.7: nothing stored that may answer.
+        let mut response = error_page::response(StatusCode::GATEWAY_TIMEOUT);
+        mark(
+            &mut response,
+            fwd(Fwd::UriMiss, None, false, Some("only-if-cached")),
+        );
+        return proxy::Outcome {
+            response,
+            tunnel: None,
+        };
+    }
+    if *method == Method::HEAD {
+        let mut outcome = forward(&req, Some(body)).await;
+        let status = outcome.response.status();
+        mark(
+            &mut outcome.response,
+            fwd(Fwd::UriMiss, Some(status.as_u16()), false, None),
+        );
+        return outcome;
+    }
+    match cache.coalescer.join(&key) {
+        Role::Fill(filler) => {
+            fetch(cache, &req, &key, Some(filler), Some(body), Fwd::UriMiss).await
+        }
+        Role::Wait(waiter) => {
+            if waiter.wait(cache.lock_timeout).await == Outcome::Stored
+                && let Lookup::Hit(object) = cache.lookup(&key, &parts.headers, SystemTime::now())
+            {
+                return served(&object, SystemTime::now(), true);
+            }
+            fetch(cache, &req, &key, None, Some(body), Fwd::UriMiss).await
+        }
+    }
+}
+
+async fn forward(req: &Request<'_>, body: Option<Incoming>) -> proxy::Outcome {
+    proxy::forward(req.backend, req.settings, req.client, req.parts, body).await
+}
+
+/// Forwards, and stores the response as its body streams to the client when RFC 9111
+/// allows; the filler (if any) learns the outcome when the body ends.
+async fn fetch(
+    cache: &Arc<Cache>,
+    req: &Request<'_>,
+    key: &str,
+    filler: Option<Filler>,
+    body: Option<Incoming>,
+    why: Fwd,
+) -> proxy::Outcome {
+    let request_time = SystemTime::now();
+    let outcome = forward(req, body).await;
+    let received = Received {
+        request_time,
+        response_time: SystemTime::now(),
+    };
+    if outcome.tunnel.is_some() {
+        return outcome;
+    }
+    keep(cache, req, key, filler, outcome.response, received, why)
+}
+
+/// The client's response; stored on its way when it may be.
+fn keep(
+    cache: &Arc<Cache>,
+    req: &Request<'_>,
+    key: &str,
+    filler: Option<Filler>,
+    response: Response<Body>,
+    received: Received,
+    why: Fwd,
+) -> proxy::Outcome {
+    let (mut parts, body) = response.into_parts();
+    let status = parts.status;
+    let verdict = rules::storable(&Method::GET, &req.parts.headers, status, &parts.headers);
+    let response = match verdict {
+        Ok(()) => {
+            parts.headers.insert(
+                CACHE_STATUS,
+                fwd(why, Some(status.as_u16()), true, None).header_value(),
+            );
+            let store = Store {
+                cache: cache.clone(),
+                key: key.to_string(),
+                request: req.parts.headers.clone(),
+                status,
+                headers: parts.headers.clone(),
+                received,
+                filler,
+            };
+            let limit = cache.memory_object_limit();
+            Response::from_parts(parts, Body::stream(Tee::new(body, limit, store)))
+        }
+        Err(reason) => {
+            if let Some(filler) = filler {
+                filler.finish(Outcome::NotStorable);
+            }
+            parts.headers.insert(
+                CACHE_STATUS,
+                fwd(why, Some(status.as_u16()), false, Some(reason.as_str())).header_value(),
+            );
+            Response::from_parts(parts, body)
+        }
+    };
+    proxy::Outcome {
+        response,
+        tunnel: None,
+    }
+}
+
+/// §4.3: asks the origin whether the stale `object` is still good; a 304 refreshes and
+/// serves it, an error may serve it stale (`stale-if-error`, `grace`), anything else
+/// replaces it.
+async fn validate(
+    cache: &Arc<Cache>,
+    req: &Request<'_>,
+    key: &str,
+    object: Arc<Object>,
+    body: Incoming,
+) -> proxy::Outcome {
+    let conditional = req.parts.headers.contains_key(header::IF_NONE_MATCH)
+        || req.parts.headers.contains_key(header::IF_MODIFIED_SINCE);
+    let mut parts = req.parts.clone();
+    if !conditional {
+        parts.headers.extend(rules::validators(&object.headers));
+    }
+    let asking = Request {
+        parts: &parts,
+        ..*req
+    };
+    let request_time = SystemTime::now();
+    let outcome = forward(&asking, Some(body)).await;
+    let received = Received {
+        request_time,
+        response_time: SystemTime::now(),
+    };
+    let status = outcome.response.status();
+    let now = SystemTime::now();
+    if status == StatusCode::NOT_MODIFIED
+        && !conditional
+        && rules::validates(&object.headers, outcome.response.headers())
+    {
+        cache.refresh(&object, outcome.response.headers(), received);
+        if let Lookup::Hit(fresh) = cache.lookup(key, &req.parts.headers, now) {
+            let mut outcome = served(&fresh, now, false);
+            mark(
+                &mut outcome.response,
+                fwd(Fwd::Stale, Some(304), true, None),
+            );
+            return outcome;
+        }
+    }
+    if status.is_server_error()
+        && rules::stale_on_error(
+            object.status,
+            &object.headers,
+            object.received,
+            &req.parts.headers,
+            now,
+            cache.grace,
+        )
+    {
+        return served(&object, now, false);
+    }
+    if conditional {
+        return outcome;
+    }
+    keep(
+        cache,
+        req,
+        key,
+        None,
+        outcome.response,
+        received,
+        Fwd::Stale,
+    )
+}
+
+/// RFC 5861: serve stale now, refresh once in the background (one per key: the coalescer).
+fn refresh_in_background(cache: &Arc<Cache>, req: &Request<'_>, key: &str) {
+    let Role::Fill(filler) = cache.coalescer.join(key) else {
+        return;
+    };
+    let cache = cache.clone();
+    let backend = req.backend.clone();
+    let settings = req.settings.clone();
+    let parts = req.parts.clone();
+    let (peer, tls, limits) = (req.client.peer, req.client.tls, req.client.limits);
+    let strip = req.client.strip.map(str::to_string);
+    let (scheme, host, key) = (req.scheme, req.host.to_string(), key.to_string());
+    tokio::spawn(async move {
+        let client = Downstream {
+            peer,
+            tls,
+            strip: strip.as_deref(),
+            limits,
+        };
+        let req = Request {
+            backend: &backend,
+            settings: &settings,
+            client: &client,
+            parts: &parts,
+            scheme,
+            host: &host,
+        };
+        let outcome = fetch(&cache, &req, &key, Some(filler), None, Fwd::Stale).await;
+        // Read the body through so that the response is stored.
+        let mut body = outcome.response.into_body();
+        while let Some(frame) = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await
+        {
+            if frame.is_err() {
+                break;
+            }
+        }
+    });
+}
+
+/// A stored response as the client gets it: `Age` and `Cache-Status` set.
+fn served(object: &Object, now: SystemTime, collapsed: bool) -> proxy::Outcome {
+    let mut response = Response::new(Body::full(object.body.clone()));
+    *response.status_mut() = object.status;
+    *response.headers_mut() = object.headers.clone();
+    response
+        .headers_mut()
+        .insert(header::AGE, store::age(object, now));
+    let status = CacheStatus::Hit {
+        ttl: store::ttl(object, now),
+        collapsed,
+    };
+    response
+        .headers_mut()
+        .insert(CACHE_STATUS, status.header_value());
+    proxy::Outcome {
+        response,
+        tunnel: None,
+    }
+}
+
+fn fwd(why: Fwd, status: Option<u16>, stored: bool, detail: Option<&'static str>) -> CacheStatus {
+    CacheStatus::Fwd {
+        why,
+        status,
+        stored,
+        detail,
+    }
+}
+
+fn mark(response: &mut Response<Body>, status: CacheStatus) {
+    response
+        .headers_mut()
+        .insert(CACHE_STATUS, status.header_value());
+}
+
+/// The path of a `Location`/`Content-Location` on the same origin (§4.4 invalidates only
+/// those): a path, or an absolute URL with the request's scheme and host.
+fn same_origin_path(location: &str, scheme: &str, host: &str) -> Option<String> {
+    if location.starts_with('/') && !location.starts_with("//") {
+        return Some(location.to_string());
+    }
+    let rest = location.strip_prefix(scheme)?.strip_prefix("://")?;
+    let rest = rest.strip_prefix(host)?;
+    rest.starts_with('/').then(|| rest.to_string())
+}
+
+/// What to store when a teed body ends whole.
+struct Store {
+    cache: Arc<Cache>,
+    key: String,
+    request: HeaderMap,
+    status: StatusCode,
+    headers: HeaderMap,
+    received: Received,
+    filler: Option<Filler>,
+}
+
+/// A body passed to the client unchanged while a copy is collected for the cache (up to
+/// `limit` bytes: a larger one is not stored); stored when it ends whole. A body that breaks
+/// off or is dropped stores nothing and its filler reports `Abandoned`.
+struct Tee {
+    inner: Body,
+    copy: BytesMut,
+    limit: usize,
+    store: Option<Store>,
+}
+
+impl Tee {
+    fn new(inner: Body, limit: usize, store: Store) -> Tee {
+        Tee {
+            inner,
+            copy: BytesMut::new(),
+            limit,
+            store: Some(store),
+        }
+    }
+}
+
+impl Tee {
+    /// The body ended whole: store the copy and tell the waiters.
+    fn finish(&mut self) {
+        let Some(store) = self.store.take() else {
+            return;
+        };
+        let body = std::mem::take(&mut self.copy).freeze();
+        let stored = store.cache.store(
+            &store.key,
+            &store.request,
+            store.status,
+            &store.headers,
+            body,
+            store.received,
+        );
+        if let Some(filler) = store.filler {
+            filler.finish(if stored.is_ok() {
+                Outcome::Stored
+            } else {
+                Outcome::NotStorable
+            });
+        }
+    }
+}
+
+impl http_body::Body for Tee {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    if this.copy.len() + data.len() > this.limit {
+                        if let Some(store) = this.store.take()
+                            && let Some(filler) = store.filler
+                        {
+                            filler.finish(Outcome::NotStorable);
+                        }
+                    } else if this.store.is_some() {
+                        this.copy.extend_from_slice(data);
+                    }
+                }
+                // hyper stops polling a body of known length once it has it all, so the
+                // last frame may be the last call: store now when the body says it ended.
+                if this.inner.is_end_stream() {
+                    this.finish();
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(None) => {
+                this.finish();
+                Poll::Ready(None)
+            }
+            other => other,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream() && self.store.is_none()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_same_origin_locations_are_invalidated() {
+        assert_eq!(
+            same_origin_path("/a?b", "http", "x.test").as_deref(),
+            Some("/a?b")
+        );
+        assert_eq!(
+            same_origin_path("http://x.test/a", "http", "x.test").as_deref(),
+            Some("/a")
+        );
+        assert_eq!(same_origin_path("http://y.test/a", "http", "x.test"), None);
+        assert_eq!(same_origin_path("https://x.test/a", "http", "x.test"), None);
+        assert_eq!(same_origin_path("//x.test/a", "http", "x.test"), None);
+    }
+}

@@ -1,0 +1,262 @@
+//! The shared cache on a `proxy` route with `cache = true`, against a real origin (a hyper
+//! server in the test that counts what reaches it): a miss then hits with `Cache-Status` and
+//! `Age`, HEAD from a stored GET, 100 concurrent misses making one origin request, `no-store`,
+//! `private` and `Authorization` not reused, `Vary`, invalidation by POST, validation with a
+//! 304, `stale-if-error` with the origin failing, and `only-if-cached`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use http::{Response, StatusCode};
+
+use crate::harness::origin::{Origin, full, handler};
+use crate::harness::raw::{RawConn, RawResponse, exchange};
+use crate::harness::{Server, WorkDir};
+
+/// An origin whose answers depend on the path; `failing` makes `/flaky` answer 500.
+async fn origin(failing: Arc<AtomicUsize>) -> Origin {
+    let served = Arc::new(AtomicUsize::new(0));
+    Origin::start(
+        "cached",
+        handler(move |req, _seen| {
+            let served = served.clone();
+            let failing = failing.clone();
+            async move {
+                let n = served.fetch_add(1, Ordering::SeqCst) + 1;
+                let path = req.uri().path().to_string();
+                let header = |name: &str| {
+                    req.headers()
+                        .get(name)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                        .to_string()
+                };
+                let answer = |cc: &str, body: String| {
+                    Response::builder()
+                        .header("cache-control", cc)
+                        .header("content-type", "text/plain")
+                        .body(full(body))
+                        .unwrap()
+                };
+                match path.as_str() {
+                    "/slow" => {
+                        tokio::time::sleep(Duration::from_millis(300)).await;
+                        answer("max-age=60", format!("slow {n}"))
+                    }
+                    "/nostore" => answer("no-store", format!("n {n}")),
+                    "/private" => answer("private, max-age=60", format!("p {n}")),
+                    "/vary" => Response::builder()
+                        .header("cache-control", "max-age=60")
+                        .header("vary", "accept-language")
+                        .body(full(format!("lang {} {n}", header("accept-language"))))
+                        .unwrap(),
+                    "/etag" if header("if-none-match") == "\"v1\"" => Response::builder()
+                        .status(StatusCode::NOT_MODIFIED)
+                        .header("cache-control", "max-age=60")
+                        .header("etag", "\"v1\"")
+                        .body(full(""))
+                        .unwrap(),
+                    "/etag" => Response::builder()
+                        .header("cache-control", "max-age=1")
+                        .header("etag", "\"v1\"")
+                        .body(full(format!("etag {n}")))
+                        .unwrap(),
+                    "/flaky" if failing.load(Ordering::SeqCst) == 1 => Response::builder()
+                        .status(StatusCode::INTERNAL_SERVER_ERROR)
+                        .body(full("down"))
+                        .unwrap(),
+                    "/flaky" => answer("max-age=1, stale-if-error=60", format!("flaky {n}")),
+                    _ => answer("max-age=60", format!("{path} {n}")),
+                }
+            }
+        }),
+    )
+    .await
+}
+
+fn config(origin: &Origin) -> String {
+    format!(
+        r#"
+[server]
+workers = 1
+
+[cache]
+memory = "8m"
+lock_timeout = "5s"
+
+[[upstream]]
+name = "app"
+servers = ["{}"]
+
+[[site]]
+listen = ["127.0.0.1:0"]
+[[site.route]]
+methods = ["GET", "HEAD", "POST"]
+proxy = {{ upstream = "app", cache = true }}
+"#,
+        origin.addr
+    )
+}
+
+async fn get(server: &Server, path: &str, extra: &str) -> RawResponse {
+    exchange(
+        server.addr(),
+        format!("GET {path} HTTP/1.1\r\nHost: c.test\r\n{extra}Connection: close\r\n\r\n"),
+    )
+    .await
+}
+
+fn status_of(res: &RawResponse) -> String {
+    res.header("cache-status").unwrap_or("").to_string()
+}
+
+#[tokio::test]
+async fn a_miss_is_stored_and_then_served_with_its_age() {
+    let origin = origin(Arc::default()).await;
+    let server = Server::start(WorkDir::new(), &config(&origin));
+    let first = get(&server, "/page", "").await;
+    first.assert_status(200);
+    assert!(
+        status_of(&first).contains("fwd=uri-miss"),
+        "{}",
+        status_of(&first)
+    );
+    assert!(status_of(&first).contains("stored"));
+    let second = get(&server, "/page", "").await;
+    assert_eq!(second.body, first.body);
+    assert!(
+        status_of(&second).starts_with("portico; hit"),
+        "{}",
+        status_of(&second)
+    );
+    assert!(second.header("age").is_some());
+    let mut conn = RawConn::connect(server.addr()).await;
+    conn.send("HEAD /page HTTP/1.1\r\nHost: c.test\r\nConnection: close\r\n\r\n")
+        .await;
+    let head = conn.read_head_response().await;
+    assert_eq!(head.header("content-length"), Some("7"));
+    assert!(status_of(&head).contains("hit"), "HEAD from the stored GET");
+    assert_eq!(origin.hits(), 1);
+    // The key has the host: another host is another object.
+    let other = exchange(
+        server.addr(),
+        "GET /page HTTP/1.1\r\nHost: d.test\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(status_of(&other).contains("uri-miss"));
+    assert_eq!(origin.hits(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_hundred_concurrent_misses_make_one_origin_request() {
+    let origin = origin(Arc::default()).await;
+    let server = Arc::new(Server::start(WorkDir::new(), &config(&origin)));
+    let mut tasks = Vec::new();
+    for _ in 0..100 {
+        let server = server.clone();
+        tasks.push(tokio::spawn(async move { get(&server, "/slow", "").await }));
+    }
+    for task in tasks {
+        let res = task.await.unwrap();
+        res.assert_status(200);
+        assert_eq!(res.body, b"slow 1");
+    }
+    assert_eq!(origin.hits(), 1);
+}
+
+#[tokio::test]
+async fn what_may_not_be_shared_is_not_reused() {
+    let origin = origin(Arc::default()).await;
+    let server = Server::start(WorkDir::new(), &config(&origin));
+    for path in ["/nostore", "/private"] {
+        let a = get(&server, path, "").await;
+        let b = get(&server, path, "").await;
+        assert_ne!(a.body, b.body, "{path}");
+        assert!(!status_of(&b).contains("hit"), "{path}");
+    }
+    // A request with credentials neither stores nor is served from what others stored.
+    let auth = "Authorization: Basic eDp5\r\n";
+    get(&server, "/shared", "").await;
+    let with = get(&server, "/secret", auth).await;
+    assert!(
+        status_of(&with).contains("detail=authorization"),
+        "{}",
+        status_of(&with)
+    );
+    let again = get(&server, "/secret", "").await;
+    assert!(status_of(&again).contains("uri-miss"));
+    assert_eq!(origin.hits(), 7);
+}
+
+#[tokio::test]
+async fn variants_follow_vary() {
+    let origin = origin(Arc::default()).await;
+    let server = Server::start(WorkDir::new(), &config(&origin));
+    let en = get(&server, "/vary", "Accept-Language: en\r\n").await;
+    let fr = get(&server, "/vary", "Accept-Language: fr\r\n").await;
+    assert_eq!(en.body, b"lang en 1");
+    assert_eq!(fr.body, b"lang fr 2");
+    let en_again = get(&server, "/vary", "Accept-Language: en\r\n").await;
+    assert_eq!(en_again.body, b"lang en 1");
+    assert!(status_of(&en_again).contains("hit"));
+}
+
+#[tokio::test]
+async fn a_post_invalidates_the_stored_response() {
+    let origin = origin(Arc::default()).await;
+    let server = Server::start(WorkDir::new(), &config(&origin));
+    get(&server, "/item", "").await;
+    assert!(status_of(&get(&server, "/item", "").await).contains("hit"));
+    let post = exchange(
+        server.addr(),
+        "POST /item HTTP/1.1\r\nHost: c.test\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    post.assert_status(200);
+    assert!(status_of(&post).contains("fwd=method"));
+    let after = get(&server, "/item", "").await;
+    assert!(
+        status_of(&after).contains("uri-miss"),
+        "{}",
+        status_of(&after)
+    );
+}
+
+#[tokio::test]
+async fn a_stale_response_is_validated_with_a_304() {
+    let origin = origin(Arc::default()).await;
+    let server = Server::start(WorkDir::new(), &config(&origin));
+    let first = get(&server, "/etag", "").await;
+    assert_eq!(first.body, b"etag 1");
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let second = get(&server, "/etag", "").await;
+    second.assert_status(200);
+    assert_eq!(second.body, b"etag 1", "the stored body, validated");
+    assert!(
+        status_of(&second).contains("fwd=stale; fwd-status=304"),
+        "{}",
+        status_of(&second)
+    );
+    // Fresh again for max-age=60: a hit without the origin.
+    let third = get(&server, "/etag", "").await;
+    assert!(status_of(&third).contains("hit"));
+    assert_eq!(origin.hits(), 2);
+}
+
+#[tokio::test]
+async fn stale_if_error_serves_the_stored_response_when_the_origin_fails() {
+    let failing = Arc::new(AtomicUsize::new(0));
+    let origin = origin(failing.clone()).await;
+    let server = Server::start(WorkDir::new(), &config(&origin));
+    assert_eq!(get(&server, "/flaky", "").await.body, b"flaky 1");
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    failing.store(1, Ordering::SeqCst);
+    let res = get(&server, "/flaky", "").await;
+    res.assert_status(200);
+    assert_eq!(res.body, b"flaky 1");
+    // Without a stored response the failure goes through.
+    failing.store(1, Ordering::SeqCst);
+    let only = get(&server, "/never", "Cache-Control: only-if-cached\r\n").await;
+    only.assert_status(504);
+}

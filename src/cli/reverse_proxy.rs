@@ -34,6 +34,9 @@ pub struct Args {
     /// Send the origin's own address as Host instead of the client's.
     #[arg(long)]
     change_host_header: bool,
+    /// Keep the origin's responses in the shared cache (RFC 9111) and answer from it.
+    #[arg(long)]
+    cache: bool,
     #[command(flatten)]
     process: serve::ProcessArgs,
 }
@@ -45,6 +48,7 @@ pub fn run(args: Args, env: &Environment) -> ExitCode {
         policy: args.policy.clone(),
         health_path: args.health_path.clone(),
         change_host_header: args.change_host_header,
+        cache: args.cache,
     };
     let raw = config::demo::reverse_proxy(&args.to, &options);
     serve::start_with(

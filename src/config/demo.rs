@@ -158,6 +158,7 @@ pub fn reverse_proxy(to: &[String], options: &ReverseProxy) -> schema::Config {
             host: options
                 .change_host_header
                 .then(|| unspanned("upstream".to_string())),
+            cache: options.cache.then_some(true),
             ..Default::default()
         })),
         ..Default::default()
@@ -193,6 +194,8 @@ pub struct ReverseProxy {
     pub health_path: Option<String>,
     /// Send the member's address as `Host` instead of the client's.
     pub change_host_header: bool,
+    /// `cache = true` on the route (`--cache`).
+    pub cache: bool,
 }
 
 /// `portico file-server --root DIR [--listen ADDR] [--threads N] [--listing]`: one site, any

@@ -944,6 +944,7 @@ fn reverse_proxy_resolves_and_reports_a_bad_origin_as_the_command_line() {
         policy: Some("least_conn".into()),
         health_path: Some("/healthz".into()),
         change_host_header: true,
+        cache: false,
     };
     let to = ["http://127.0.0.1:3000".to_string(), "127.0.0.1:3001".into()];
     let config = resolve(&demo::reverse_proxy(&to, &options), Origin::CommandLine).unwrap();

@@ -260,3 +260,28 @@ async fn stale_if_error_serves_the_stored_response_when_the_origin_fails() {
     let only = get(&server, "/never", "Cache-Control: only-if-cached\r\n").await;
     only.assert_status(504);
 }
+
+#[tokio::test]
+async fn the_quick_start_caches_with_its_cache_flag() {
+    let origin = origin(Arc::default()).await;
+    let to = origin.addr.to_string();
+    let server = Server::start_with_args(
+        WorkDir::new(),
+        &[
+            "--data-dir",
+            "state",
+            "reverse-proxy",
+            "--to",
+            to.as_str(),
+            "--listen",
+            "127.0.0.1:0",
+            "--workers",
+            "1",
+            "--cache",
+        ],
+    );
+    get(&server, "/quick", "").await;
+    let again = get(&server, "/quick", "").await;
+    assert!(status_of(&again).contains("hit"), "{}", status_of(&again));
+    assert_eq!(origin.hits(), 1);
+}

@@ -148,10 +148,7 @@ fn keep(
     let verdict = rules::storable(&Method::GET, &req.parts.headers, status, &parts.headers);
     let response = match verdict {
         Ok(()) => {
-            parts.headers.insert(
-                CACHE_STATUS,
-                fwd(why, Some(status.as_u16()), true, None).header_value(),
-            );
+            // Stored without this answer's Cache-Status: each hit writes its own.
             let store = Store {
                 cache: cache.clone(),
                 key: key.to_string(),
@@ -161,6 +158,10 @@ fn keep(
                 received,
                 filler,
             };
+            parts.headers.insert(
+                CACHE_STATUS,
+                fwd(why, Some(status.as_u16()), true, None).header_value(),
+            );
             let limit = cache.memory_object_limit();
             Response::from_parts(parts, Body::stream(Tee::new(body, limit, store)))
         }

@@ -195,6 +195,8 @@ enum Answer<'a> {
     File(Arc<Entry>),
     /// A `proxy` route whose upstream the lane can reach (`edge::express_proxy`).
     Proxy(express_proxy::Target<'a>),
+    /// A fresh response in the shared cache of a `proxy` route with `cache = true`.
+    Cached(Arc<crate::cache::memory::Object>),
 }
 
 /// What answers a plain request, if the express lane may answer it.
@@ -219,6 +221,17 @@ fn lookup<'a>(ctx: &'a ConnCtx, head: &[u8], plain: &Plain) -> Option<Answer<'a>
             let accept_encoding = plain.accept_encoding.as_ref().and_then(text);
             files::serve::plain_entry(&path, settings, accept_encoding.into_iter())
                 .map(Answer::File)
+        }
+        Handler::Proxy(settings) if !ctx.tls && settings.cache => {
+            // Only a hit is answered here; anything else (a miss, a stale response) goes to
+            // hyper's path untouched, which fetches, validates and stores.
+            let cache = ctx.shared.cache.as_ref()?;
+            let headers = head_fields(head)?;
+            let key = crate::cache::key::primary("http", text(&plain.host)?, target);
+            match cache.lookup(&key, &headers, std::time::SystemTime::now()) {
+                crate::cache::store::Lookup::Hit(object) => Some(Answer::Cached(object)),
+                _ => None,
+            }
         }
         Handler::Proxy(settings) if !ctx.tls && !settings.cache => {
             let backend = ctx.shared.backends.get(settings.upstream)?;
@@ -291,6 +304,33 @@ pub async fn serve(gate: &mut Io, ctx: &ConnCtx, clock: &HeadClock) -> Lane {
                                 continue;
                             }
                         }
+                    }
+                    Some(Answer::Cached(object)) => {
+                        let record = ctx
+                            .shared
+                            .access_log
+                            .as_ref()
+                            .map(|_| record(ctx, gate.buffered(), &plain));
+                        gate.consume(len);
+                        let bytes = object.body.len() as u64;
+                        let status = object.status.as_u16();
+                        if let Err(e) = send_cached(gate, &object).await {
+                            tracing::debug!(peer = %ctx.peer, error = %e, "cached response not sent");
+                            return Lane::Closed;
+                        }
+                        if let (Some(mut record), Some(writer)) =
+                            (record, ctx.shared.access_log.as_ref())
+                        {
+                            record.status = status;
+                            record.bytes = bytes;
+                            record.tcp = crate::net::tcp_info::sample(ctx.fd);
+                            writer.write(&record);
+                        }
+                        if let Some(counters) = &ctx.shared.counters {
+                            counters.response(status, bytes);
+                        }
+                        answered += 1;
+                        continue;
                     }
                     None => return Lane::Hyper,
                 };
@@ -400,6 +440,80 @@ async fn proxy(
         counters.response(sent.status, sent.body_bytes);
     }
     sent.close.then_some(Lane::Closed)
+}
+
+/// The request fields of a plain head, for the cache's `Vary` and directive checks.
+fn head_fields(head: &[u8]) -> Option<http::HeaderMap> {
+    let mut fields = [httparse::EMPTY_HEADER; MAX_FIELDS];
+    let mut req = httparse::Request::new(&mut fields);
+    req.parse(head).ok()?;
+    let mut map = http::HeaderMap::with_capacity(req.headers.len());
+    for field in req.headers.iter() {
+        let name = http::header::HeaderName::from_bytes(field.name.as_bytes()).ok()?;
+        let value = http::HeaderValue::from_bytes(field.value).ok()?;
+        map.append(name, value);
+    }
+    Some(map)
+}
+
+/// Writes a cached response as `cache::handler` serves it on hyper's path: the stored fields,
+/// `Age`, `Cache-Status`, `Server` and `Content-Type` when absent, `Date` when absent.
+async fn send_cached(gate: &mut Io, object: &crate::cache::memory::Object) -> io::Result<()> {
+    let now = std::time::SystemTime::now();
+    let mut head = Vec::with_capacity(512);
+    head.extend_from_slice(b"HTTP/1.1 ");
+    head.extend_from_slice(object.status.as_str().as_bytes());
+    head.push(b' ');
+    head.extend_from_slice(object.status.canonical_reason().unwrap_or("").as_bytes());
+    head.extend_from_slice(b"\r\n");
+    for (name, value) in &object.headers {
+        if name == http::header::AGE || name.as_str() == "cache-status" {
+            continue;
+        }
+        head.extend_from_slice(name.as_str().as_bytes());
+        head.extend_from_slice(b": ");
+        head.extend_from_slice(value.as_bytes());
+        head.extend_from_slice(b"\r\n");
+    }
+    head.extend_from_slice(b"age: ");
+    head.extend_from_slice(crate::cache::store::age(object, now).as_bytes());
+    head.extend_from_slice(b"\r\ncache-status: ");
+    let status = crate::cache::status::CacheStatus::Hit {
+        ttl: crate::cache::store::ttl(object, now),
+        collapsed: false,
+    };
+    head.extend_from_slice(status.header_value().as_bytes());
+    head.extend_from_slice(b"\r\n");
+    if !object.headers.contains_key(http::header::SERVER) {
+        head.extend_from_slice(b"server: portico\r\n");
+    }
+    if !object.body.is_empty() && !object.headers.contains_key(http::header::CONTENT_TYPE) {
+        head.extend_from_slice(b"content-type: application/octet-stream\r\n");
+    }
+    if !object.headers.contains_key(http::header::CONTENT_LENGTH) {
+        head.extend_from_slice(format!("content-length: {}\r\n", object.body.len()).as_bytes());
+    }
+    let date = date::date_line();
+    let end: &[u8] = if object.headers.contains_key(http::header::DATE) {
+        b"\r\n"
+    } else {
+        &date
+    };
+    let mut parts = [
+        IoSlice::new(&head),
+        IoSlice::new(end),
+        IoSlice::new(&object.body),
+    ];
+    let mut parts = &mut parts[..];
+    let io = gate.get_mut();
+    while !parts.is_empty() {
+        let n = io.write_vectored(parts).await?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        IoSlice::advance_slices(&mut parts, n);
+    }
+    Ok(())
 }
 
 /// The access log record of a plain request.

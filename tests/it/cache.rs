@@ -285,3 +285,44 @@ async fn the_quick_start_caches_with_its_cache_flag() {
     assert!(status_of(&again).contains("hit"), "{}", status_of(&again));
     assert_eq!(origin.hits(), 1);
 }
+
+#[tokio::test]
+async fn a_hit_on_a_kept_alive_connection_is_answered_alike_by_both_lanes() {
+    let origin = origin(Arc::default()).await;
+    let server = Server::start(WorkDir::new(), &config(&origin));
+    let mut conn = RawConn::connect(server.addr()).await;
+    let plain = "GET /both HTTP/1.1\r\nHost: c.test\r\nUser-Agent: t/1\r\n\r\n";
+    conn.send(plain).await;
+    let miss = conn.read_response().await;
+    assert!(status_of(&miss).contains("uri-miss"));
+    // A plain GET: the express lane answers the hit.
+    conn.send(plain).await;
+    let express = conn.read_response().await;
+    // One more field: hyper's path answers it.
+    conn.send("GET /both HTTP/1.1\r\nHost: c.test\r\nUser-Agent: t/1\r\nX-Lane: hyper\r\n\r\n")
+        .await;
+    let hyper = conn.read_response().await;
+    assert_eq!(origin.hits(), 1);
+    assert_eq!(express.body, miss.body);
+    assert_eq!(express.body, hyper.body);
+    let fields = |res: &RawResponse| {
+        let mut v: Vec<(String, String)> = res
+            .headers
+            .iter()
+            .map(|(n, v)| (n.to_ascii_lowercase(), v.clone()))
+            .filter(|(n, _)| n != "age" && n != "cache-status")
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(fields(&express), fields(&hyper));
+    for res in [&express, &hyper] {
+        assert!(
+            status_of(res).starts_with("portico; hit; ttl="),
+            "{}",
+            status_of(res)
+        );
+        assert_eq!(res.header_all("cache-status").len(), 1);
+        assert!(res.header("age").is_some());
+    }
+}

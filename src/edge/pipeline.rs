@@ -476,7 +476,14 @@ async fn proxy_pass(
     let client = downstream(ctx, strip);
     let outcome = match (&ctx.shared.cache, settings.cache) {
         (Some(cache), true) => {
-            let host = request_host(parts).unwrap_or_default();
+            // The host as the client wrote it (with its port): the express lane keys alike.
+            let host = parts
+                .uri
+                .authority()
+                .map(|a| a.as_str())
+                .or_else(|| parts.headers.get(header::HOST).and_then(|v| v.to_str().ok()))
+                .unwrap_or_default()
+                .to_string();
             let req = crate::cache::handler::Request {
                 backend,
                 settings,

@@ -64,6 +64,8 @@ pub fn demo(site_root: &Path, tls: Option<DemoTls<'_>>) -> schema::Config {
         proxy: Some(unspanned(schema::Proxy {
             upstream: Some(unspanned(DEMO_UPSTREAM.to_string())),
             strip_prefix: Some(true),
+            // The test origin's /cache/N and /uuid show what the cache keeps and what not.
+            cache: Some(true),
             ..Default::default()
         })),
         ..Default::default()

@@ -481,7 +481,12 @@ async fn proxy_pass(
                 .uri
                 .authority()
                 .map(|a| a.as_str())
-                .or_else(|| parts.headers.get(header::HOST).and_then(|v| v.to_str().ok()))
+                .or_else(|| {
+                    parts
+                        .headers
+                        .get(header::HOST)
+                        .and_then(|v| v.to_str().ok())
+                })
                 .unwrap_or_default()
                 .to_string();
             let req = crate::cache::handler::Request {

@@ -76,6 +76,7 @@ fn router(c: &mut Criterion) {
         sites,
         limits: Limits::default(),
         acme_challenges: None,
+        cache: None,
         upstreams: Vec::new(),
     };
     let router = Router::new(&settings);

@@ -264,6 +264,7 @@ mod tests {
     use super::*;
     use crate::cache::key::Variant;
     use crate::cache::rules::Received;
+    use crate::cache::test_headers as headers;
     use bytes::Bytes;
     use http::StatusCode;
 
@@ -281,17 +282,6 @@ mod tests {
             tags: tags.iter().map(|t| t.to_string()).collect(),
             seq: 0,
         }
-    }
-
-    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut map = HeaderMap::new();
-        for (name, value) in pairs {
-            map.append(
-                HeaderName::from_bytes(name.as_bytes()).unwrap(),
-                value.parse().unwrap(),
-            );
-        }
-        map
     }
 
     #[test]

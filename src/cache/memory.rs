@@ -28,7 +28,7 @@ const WEIGHT_UNIT: usize = 1024;
 const MAX_BANS: usize = 4096;
 
 /// A stored response.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Object {
     /// The primary key (`cache::key::primary`).
     pub key: String,

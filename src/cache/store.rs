@@ -62,7 +62,7 @@ impl Cache {
             None => match self.disk.as_ref().and_then(|d| d.lookup(key, req)) {
                 Some(object) => {
                     let object = Arc::new(object);
-                    self.memory.insert(clone_object(&object));
+                    self.memory.insert((*object).clone());
                     object
                 }
                 None => return Lookup::Miss(Fwd::UriMiss),
@@ -115,14 +115,9 @@ impl Cache {
         let mut headers = stored.headers.clone();
         rules::merge_not_modified(&mut headers, not_modified);
         let object = Object {
-            key: stored.key.clone(),
-            variant: stored.variant.clone(),
-            status: stored.status,
             headers,
-            body: stored.body.clone(),
             received,
-            tags: stored.tags.clone(),
-            seq: 0,
+            ..stored.clone()
         };
         if let Some(disk) = &self.disk {
             let _ = disk.insert(&object);
@@ -209,19 +204,6 @@ fn tags(res: &HeaderMap) -> Vec<String> {
     tags
 }
 
-fn clone_object(object: &Object) -> Object {
-    Object {
-        key: object.key.clone(),
-        variant: object.variant.clone(),
-        status: object.status,
-        headers: object.headers.clone(),
-        body: object.body.clone(),
-        received: object.received,
-        tags: object.tags.clone(),
-        seq: 0,
-    }
-}
-
 /// Response fields that name a same-origin URL an unsafe method invalidates along with its
 /// target (§4.4).
 pub fn invalidated_locations(res: &HeaderMap) -> impl Iterator<Item = &str> {
@@ -235,17 +217,7 @@ pub fn invalidated_locations(res: &HeaderMap) -> impl Iterator<Item = &str> {
 mod tests {
     use super::*;
     use crate::cache::key::primary;
-
-    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut map = HeaderMap::new();
-        for (name, value) in pairs {
-            map.append(
-                HeaderName::from_bytes(name.as_bytes()).unwrap(),
-                value.parse().unwrap(),
-            );
-        }
-        map
-    }
+    use crate::cache::test_headers as headers;
 
     fn at(secs: u64) -> SystemTime {
         SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000 + secs)

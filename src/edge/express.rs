@@ -499,21 +499,15 @@ async fn send_cached(gate: &mut Io, object: &crate::cache::memory::Object) -> io
     } else {
         &date
     };
-    let mut parts = [
-        IoSlice::new(&head),
-        IoSlice::new(end),
-        IoSlice::new(&object.body),
-    ];
-    let mut parts = &mut parts[..];
-    let io = gate.get_mut();
-    while !parts.is_empty() {
-        let n = io.write_vectored(parts).await?;
-        if n == 0 {
-            return Err(io::ErrorKind::WriteZero.into());
-        }
-        IoSlice::advance_slices(&mut parts, n);
-    }
-    Ok(())
+    write_all(
+        gate,
+        &mut [
+            IoSlice::new(&head),
+            IoSlice::new(end),
+            IoSlice::new(&object.body),
+        ],
+    )
+    .await
 }
 
 /// The access log record of a plain request.
@@ -540,12 +534,21 @@ async fn send(gate: &mut Io, entry: &Entry, hint: &Hint) -> io::Result<()> {
         hint.offer(&entry.content, file, 0);
     }
     let date = date::date_line();
-    let mut parts = [
-        IoSlice::new(entry.plain_head()),
-        IoSlice::new(&date),
-        IoSlice::new(&entry.content),
-    ];
-    let mut parts = &mut parts[..];
+    write_all(
+        gate,
+        &mut [
+            IoSlice::new(entry.plain_head()),
+            IoSlice::new(&date),
+            IoSlice::new(&entry.content),
+        ],
+    )
+    .await
+}
+
+/// Writes every byte of `parts` to the client, in as few system calls as the socket allows
+/// (empty parts are skipped).
+pub(super) async fn write_all(gate: &mut Io, mut parts: &mut [IoSlice<'_>]) -> io::Result<()> {
+    IoSlice::advance_slices(&mut parts, 0);
     let io = gate.get_mut();
     while !parts.is_empty() {
         let n = io.write_vectored(parts).await?;

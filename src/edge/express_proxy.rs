@@ -23,12 +23,12 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::conn::{ConnCtx, Io};
-use super::express;
+use super::express::{self, write_all};
 use super::router::CompiledRoute;
 use super::settings::PathMatch;
 use crate::http::{Body, date};
 use crate::proxy::h1::{self, ChunkScanner, Framing};
-use crate::proxy::headers::{Mapping, rewrite_refresh, rewrite_url};
+use crate::proxy::headers::{Mapping, is_hop_by_hop, rewrite_refresh, rewrite_url};
 use crate::proxy::{self, Backend, Error, HostHeader};
 
 /// A proxy route the express lane may answer.
@@ -385,7 +385,7 @@ async fn relay(
     let (first_part, mut done, mut clean) =
         take_body(&first, answer.head.framing, &mut left, &mut scanner);
     sent_body += first_part.len() as u64;
-    write_all(gate, &[&head, first_part]).await?;
+    write_all(gate, &mut [IoSlice::new(&head), IoSlice::new(first_part)]).await?;
     // Most small bodies came with the head: a buffer for the rest only when there is one.
     let mut buf = BytesMut::new();
     while !done {
@@ -419,7 +419,7 @@ async fn relay(
         }
         let (part, finished, ok) = take_body(&buf, answer.head.framing, &mut left, &mut scanner);
         sent_body += part.len() as u64;
-        write_all(gate, &[part]).await?;
+        write_all(gate, &mut [IoSlice::new(part)]).await?;
         done = finished;
         clean = ok;
         if !ok && !finished {
@@ -494,7 +494,7 @@ fn client_head(
     let mut length_written = false;
     for h in headers.iter() {
         let name = h.name;
-        let hop = HOP_BY_HOP.iter().any(|n| name.eq_ignore_ascii_case(n))
+        let hop = is_hop_by_hop(name)
             || named
                 .iter()
                 .any(|n| n.eq_ignore_ascii_case(name.as_bytes()));
@@ -564,19 +564,6 @@ fn client_head(
     Ok(out)
 }
 
-/// Fields never passed on (`proxy::headers::remove_hop_by_hop`'s list).
-const HOP_BY_HOP: [&str; 9] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-];
-
 /// An answer portico makes itself (an error page), written whole.
 async fn write_response(
     gate: &mut Io,
@@ -609,32 +596,13 @@ async fn write_response(
         head.extend_from_slice(b"connection: close\r\n");
     }
     head.extend_from_slice(&date::date_line());
-    write_all(gate, &[&head, &bytes]).await?;
+    write_all(gate, &mut [IoSlice::new(&head), IoSlice::new(&bytes)]).await?;
     Ok(Sent {
         status: parts.status.as_u16(),
         body_bytes: bytes.len() as u64,
         close,
         broken: false,
     })
-}
-
-/// Writes every byte of `parts` to the client, in as few system calls as the socket allows.
-async fn write_all(gate: &mut Io, parts: &[&[u8]]) -> io::Result<()> {
-    let mut slices: Vec<IoSlice<'_>> = parts
-        .iter()
-        .filter(|p| !p.is_empty())
-        .map(|p| IoSlice::new(p))
-        .collect();
-    let mut slices = &mut slices[..];
-    let io = gate.get_mut();
-    while !slices.is_empty() {
-        let n = io.write_vectored(slices).await?;
-        if n == 0 {
-            return Err(io::ErrorKind::WriteZero.into());
-        }
-        IoSlice::advance_slices(&mut slices, n);
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -477,25 +477,14 @@ async fn proxy_pass(
     let outcome = match (&ctx.shared.cache, settings.cache) {
         (Some(cache), true) => {
             // The host as the client wrote it (with its port): the express lane keys alike.
-            let host = parts
-                .uri
-                .authority()
-                .map(|a| a.as_str())
-                .or_else(|| {
-                    parts
-                        .headers
-                        .get(header::HOST)
-                        .and_then(|v| v.to_str().ok())
-                })
-                .unwrap_or_default()
-                .to_string();
+            let host = super::router::raw_host(&parts.uri, &parts.headers).unwrap_or_default();
             let req = crate::cache::handler::Request {
                 backend,
                 settings,
                 client: &client,
                 parts,
                 scheme: if ctx.tls { "https" } else { "http" },
-                host: &host,
+                host,
             };
             crate::cache::handler::answer(cache, req, body).await
         }

@@ -238,12 +238,16 @@ pub fn request_host(parts: &http::request::Parts) -> Option<Cow<'_, str>> {
 
 /// [`request_host`] from a request's target and fields.
 pub fn host_of<'a>(uri: &'a http::Uri, headers: &'a http::HeaderMap) -> Option<Cow<'a, str>> {
-    let raw = uri.authority().map(|a| a.as_str()).or_else(|| {
+    host_name(raw_host(uri, headers)?)
+}
+
+/// The host as the client wrote it: the target's authority, else `Host` (port included).
+pub fn raw_host<'a>(uri: &'a http::Uri, headers: &'a http::HeaderMap) -> Option<&'a str> {
+    uri.authority().map(|a| a.as_str()).or_else(|| {
         headers
             .get(http::header::HOST)
             .and_then(|v| v.to_str().ok())
-    })?;
-    host_name(raw)
+    })
 }
 
 /// A `Host` value or authority as sites are matched: lower-case, without port or trailing dot.

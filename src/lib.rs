@@ -6,10 +6,10 @@
 //!
 //! | layer | modules | what they hold |
 //! |---|---|---|
-//! | orchestration | [`cli`], [`process`] | subcommands; master and workers, signals, ctl, runtime |
+//! | orchestration | [`cli`], [`process`], [`admin`] | subcommands; master and workers, signals, ctl, runtime; the admin API the master serves |
 //! | configuration | [`config`] | TOML schema, diagnostics with lines, resolution into `Settings`, demo |
 //! | listeners | [`edge`] | the HTTP front: connections, limits, routing, the request phases |
-//! | route work | [`files`], [`proxy`] | a site's root folder: path safety, static files, listings; forwarding to origins, tunnels, the forward proxy |
+//! | route work | [`files`], [`proxy`], [`cache`] | a site's root folder: path safety, static files, listings; forwarding to origins, tunnels, the forward proxy; the shared HTTP cache and its purges |
 //! | shared machinery | [`lb`] | upstream pools: balancing policies, sticky sessions, active and passive health |
 //! | foundations | [`http`], [`net`], [`tls`], [`telemetry`] | bodies, conditional requests, ranges, compression; sockets; TLS certificates and SNI; logs and counters |
 //!
@@ -17,6 +17,7 @@
 //! TOML. Modules that later issues add (cache, session, auth, dns, admin, fleet, client) slot
 //! into the same layers; see `docs/ARCHITECTURE.md`.
 
+pub mod admin;
 pub mod cache;
 pub mod cli;
 pub mod config;

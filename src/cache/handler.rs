@@ -11,7 +11,7 @@ use std::task::{Context, Poll};
 use std::time::SystemTime;
 
 use bytes::{Bytes, BytesMut};
-use http::header::{self, HeaderMap};
+use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Response, StatusCode};
 use http_body::{Body as _, Frame, SizeHint};
 use hyper::body::Incoming;
@@ -22,8 +22,12 @@ use super::memory::Object;
 use super::rules::{self, Received};
 use super::status::{CacheStatus, Fwd};
 use super::store::{self, Cache, Lookup};
+use super::unkeyed;
+use crate::http::conditional::{self, EntityTag, Validators};
+use crate::http::range::{self, Ranges};
 use crate::http::{Body, error_page};
 use crate::proxy::{self, Backend, Downstream};
+use crate::telemetry::counters::{Counter, Counters};
 
 /// The cache's field in responses (RFC 9211).
 const CACHE_STATUS: header::HeaderName = header::HeaderName::from_static("cache-status");
@@ -37,10 +41,32 @@ pub struct Request<'a> {
     /// `http` or `https`, and the host the client asked for: the primary key's origin.
     pub scheme: &'static str,
     pub host: &'a str,
+    /// This worker's counters, for the hit/stale/miss/bypass totals.
+    pub counters: Option<&'a Counters>,
+}
+
+impl Request<'_> {
+    fn count(&self, counter: Counter) {
+        if let Some(counters) = self.counters {
+            counters.add(counter, 1);
+        }
+    }
 }
 
 /// Answers `req` through `cache`.
 pub async fn answer(cache: &Arc<Cache>, req: Request<'_>, body: Incoming) -> proxy::Outcome {
+    // The key's origin is the client-facing one; fields the key cannot tell apart are not
+    // forwarded (`unkeyed`).
+    let trusted = req.settings.trusted_proxies.contains(req.client.peer.ip());
+    let (scheme, host) = unkeyed::origin(&req.parts.headers, trusted, req.scheme, req.host);
+    let cacheable = req.parts.method == Method::GET || req.parts.method == Method::HEAD;
+    let clean = cacheable.then(|| unkeyed::strip(req.parts)).flatten();
+    let req = Request {
+        scheme,
+        host: &host,
+        parts: clean.as_ref().unwrap_or(req.parts),
+        ..req
+    };
     let parts = req.parts;
     let target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
     let key = primary(req.scheme, req.host, target);
@@ -55,6 +81,7 @@ pub async fn answer(cache: &Arc<Cache>, req: Request<'_>, body: Incoming) -> pro
             }
         }
         cache.invalidate(method, status, &keys);
+        req.count(Counter::CacheBypass);
         mark(
             &mut outcome.response,
             fwd(Fwd::Method, Some(status.as_u16()), false, None),
@@ -63,14 +90,19 @@ pub async fn answer(cache: &Arc<Cache>, req: Request<'_>, body: Incoming) -> pro
     }
     let now = SystemTime::now();
     match cache.lookup(&key, &parts.headers, now) {
-        Lookup::Hit(object) => return served(&object, now, false),
+        Lookup::Hit(object) => {
+            req.count(Counter::CacheHit);
+            return served(parts, &object, now, false);
+        }
         Lookup::StaleWhileRevalidate(object) => {
+            req.count(Counter::CacheStale);
             refresh_in_background(cache, &req, &key);
-            return served(&object, now, false);
+            return served(parts, &object, now, false);
         }
         Lookup::Validate(object) => return validate(cache, &req, &key, object, body).await,
         Lookup::Miss(_) => {}
     }
+    req.count(Counter::CacheMiss);
     if store::only_if_cached(&parts.headers) {
         // §5.2.1.7: nothing stored that may answer.
         let mut response = error_page::response(StatusCode::GATEWAY_TIMEOUT);
@@ -92,18 +124,95 @@ pub async fn answer(cache: &Arc<Cache>, req: Request<'_>, body: Incoming) -> pro
         );
         return outcome;
     }
-    match cache.coalescer.join(&key) {
+    // A range is cut from the whole response, which is what gets fetched and stored.
+    let whole = parts.headers.contains_key(header::RANGE).then(|| {
+        let mut whole = parts.clone();
+        whole.headers.remove(header::RANGE);
+        whole.headers.remove(header::IF_RANGE);
+        whole
+    });
+    let fetching = Request {
+        parts: whole.as_ref().unwrap_or(parts),
+        ..req
+    };
+    let outcome = match cache.coalescer.join(&key) {
         Role::Fill(filler) => {
-            fetch(cache, &req, &key, Some(filler), Some(body), Fwd::UriMiss).await
+            fetch(
+                cache,
+                &fetching,
+                &key,
+                Some(filler),
+                Some(body),
+                Fwd::UriMiss,
+            )
+            .await
         }
         Role::Wait(waiter) => {
             if waiter.wait(cache.lock_timeout).await == Outcome::Stored
                 && let Lookup::Hit(object) = cache.lookup(&key, &parts.headers, SystemTime::now())
             {
-                return served(&object, SystemTime::now(), true);
+                // Counted as a miss above: the request waited for the origin.
+                return served(parts, &object, SystemTime::now(), true);
             }
-            fetch(cache, &req, &key, None, Some(body), Fwd::UriMiss).await
+            fetch(cache, &fetching, &key, None, Some(body), Fwd::UriMiss).await
         }
+    };
+    match whole {
+        Some(_) => cut_range(cache, parts, &key, outcome).await,
+        None => outcome,
+    }
+}
+
+/// The answer to a ranged miss, whose whole response was fetched: when that response is a
+/// 200 being stored and small enough to hold, it is read whole and the range is served from
+/// what was stored; anything else goes to the client as it is (a 200 for a `Range` is
+/// allowed: RFC 9110 §14.2).
+async fn cut_range(
+    cache: &Arc<Cache>,
+    parts: &http::request::Parts,
+    key: &str,
+    outcome: proxy::Outcome,
+) -> proxy::Outcome {
+    let response = &outcome.response;
+    let length = response
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    let stored = rules::storable(
+        &Method::GET,
+        &parts.headers,
+        response.status(),
+        response.headers(),
+    )
+    .is_ok();
+    if response.status() != StatusCode::OK
+        || !stored
+        || length.is_none_or(|n| n > cache.memory_object_limit())
+    {
+        return outcome;
+    }
+    let (head, body) = outcome.response.into_parts();
+    let Ok(collected) = http_body_util::BodyExt::collect(body).await else {
+        return proxy::Outcome {
+            response: error_page::response(StatusCode::BAD_GATEWAY),
+            tunnel: None,
+        };
+    };
+    let now = SystemTime::now();
+    if let Lookup::Hit(object) = cache.lookup(key, &parts.headers, now) {
+        let mut outcome = served(parts, &object, now, false);
+        if let Some(status) = head.headers.get(CACHE_STATUS) {
+            outcome
+                .response
+                .headers_mut()
+                .insert(CACHE_STATUS, status.clone());
+        }
+        return outcome;
+    }
+    proxy::Outcome {
+        response: Response::from_parts(head, Body::full(collected.to_bytes())),
+        tunnel: None,
     }
 }
 
@@ -216,7 +325,8 @@ async fn validate(
     {
         cache.refresh(&object, outcome.response.headers(), received);
         if let Lookup::Hit(fresh) = cache.lookup(key, &req.parts.headers, now) {
-            let mut outcome = served(&fresh, now, false);
+            req.count(Counter::CacheStale);
+            let mut outcome = served(req.parts, &fresh, now, false);
             mark(
                 &mut outcome.response,
                 fwd(Fwd::Stale, Some(304), true, None),
@@ -234,8 +344,10 @@ async fn validate(
             cache.grace,
         )
     {
-        return served(&object, now, false);
+        req.count(Counter::CacheStale);
+        return served(req.parts, &object, now, false);
     }
+    req.count(Counter::CacheMiss);
     if conditional {
         return outcome;
     }
@@ -276,6 +388,7 @@ fn refresh_in_background(cache: &Arc<Cache>, req: &Request<'_>, key: &str) {
             parts: &parts,
             scheme,
             host: &host,
+            counters: None,
         };
         let outcome = fetch(&cache, &req, &key, Some(filler), None, Fwd::Stale).await;
         // Read the body through so that the response is stored.
@@ -289,24 +402,99 @@ fn refresh_in_background(cache: &Arc<Cache>, req: &Request<'_>, key: &str) {
     });
 }
 
-/// A stored response as the client gets it: `Age` and `Cache-Status` set.
-fn served(object: &Object, now: SystemTime, collapsed: bool) -> proxy::Outcome {
-    let mut response = Response::new(Body::full(object.body.clone()));
-    *response.status_mut() = object.status;
-    *response.headers_mut() = object.headers.clone();
-    response
-        .headers_mut()
-        .insert(header::AGE, store::age(object, now));
+/// A stored response as the client gets it: `Age` and `Cache-Status` set, and the client's
+/// own `If-None-Match`/`If-Modified-Since` (304) and `Range` (206, 416) answered from it
+/// (RFC 9111 §4.3.2; RFC 9110 §13, §14). Only those preconditions are evaluated: `If-Match`
+/// and `If-Unmodified-Since` are meant for the origin (§4.3.2).
+fn served(
+    req: &http::request::Parts,
+    object: &Object,
+    now: SystemTime,
+    collapsed: bool,
+) -> proxy::Outcome {
+    let mut headers = object.headers.clone();
+    headers.insert(header::AGE, store::age(object, now));
     let status = CacheStatus::Hit {
         ttl: store::ttl(object, now),
         collapsed,
     };
-    response
-        .headers_mut()
-        .insert(CACHE_STATUS, status.header_value());
+    headers.insert(CACHE_STATUS, status.header_value());
+    let (status, body) = select(req, object, &mut headers);
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
     proxy::Outcome {
         response,
         tunnel: None,
+    }
+}
+
+/// The status and body a stored response gives this request, its fields adjusted.
+fn select(
+    req: &http::request::Parts,
+    object: &Object,
+    headers: &mut HeaderMap,
+) -> (StatusCode, Body) {
+    let full = (object.status, Body::full(object.body.clone()));
+    if object.status != StatusCode::OK {
+        return full;
+    }
+    let asks = |name| req.headers.contains_key(name);
+    let conditional = asks(header::IF_NONE_MATCH) || asks(header::IF_MODIFIED_SINCE);
+    if !conditional && !asks(header::RANGE) {
+        return full;
+    }
+    let validators = Validators {
+        etag: headers
+            .get(header::ETAG)
+            .and_then(|v| v.to_str().ok())
+            .and_then(EntityTag::parse),
+        last_modified: headers
+            .get(header::LAST_MODIFIED)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| httpdate::parse_http_date(v).ok()),
+    };
+    if conditional {
+        let mut asked = HeaderMap::new();
+        for name in [header::IF_NONE_MATCH, header::IF_MODIFIED_SINCE] {
+            for value in req.headers.get_all(&name) {
+                asked.append(name.clone(), value.clone());
+            }
+        }
+        if conditional::evaluate(&req.method, &asked, &validators)
+            == conditional::Outcome::NotModified
+        {
+            let mut kept = conditional::not_modified_headers(headers);
+            for name in [header::AGE, CACHE_STATUS] {
+                if let Some(value) = headers.get(&name) {
+                    kept.insert(name, value.clone());
+                }
+            }
+            *headers = kept;
+            return (StatusCode::NOT_MODIFIED, Body::Empty);
+        }
+    }
+    if !conditional::if_range_allows(&req.headers, &validators) {
+        return full;
+    }
+    let length = object.body.len() as u64;
+    match range::from_headers(&req.method, &req.headers, length) {
+        Ranges::Single(r) => {
+            headers.insert(header::CONTENT_RANGE, r.content_range(length));
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(r.len()));
+            let body = object.body.slice(r.start as usize..=r.end as usize);
+            (StatusCode::PARTIAL_CONTENT, Body::full(body))
+        }
+        Ranges::Unsatisfiable => {
+            headers.insert(
+                header::CONTENT_RANGE,
+                range::unsatisfied_content_range(length),
+            );
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(0u64));
+            (StatusCode::RANGE_NOT_SATISFIABLE, Body::Empty)
+        }
+        // Several ranges get the whole response, which RFC 9110 §14.2 allows.
+        Ranges::Multiple(_) | Ranges::Ignore => full,
     }
 }
 

@@ -14,10 +14,12 @@ pub mod disk;
 pub mod handler;
 pub mod key;
 pub mod memory;
+pub mod purge;
 pub mod record;
 pub mod rules;
 pub mod status;
 pub mod store;
+pub mod unkeyed;
 
 /// The resolved `[cache]` table.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +30,8 @@ pub struct Settings {
     pub lock_timeout: Duration,
     /// How long past freshness a response may be served when the origin fails.
     pub grace: Duration,
+    /// Clients allowed to send `PURGE` and read purge statuses.
+    pub purge_allow: Vec<ipnet::IpNet>,
 }
 
 impl Default for Settings {
@@ -36,6 +40,7 @@ impl Default for Settings {
             memory_bytes: 64 << 20,
             lock_timeout: Duration::from_secs(10),
             grace: Duration::ZERO,
+            purge_allow: crate::admin::loopback(),
         }
     }
 }

@@ -139,20 +139,26 @@ impl Cache {
     /// Removes what `matcher` selects from both tiers; returns how many keys the memory tier
     /// dropped (the disk tier's walk may find more).
     pub fn purge(&self, matcher: Matcher) -> usize {
-        if let Some(disk) = &self.disk {
-            match &matcher {
-                Matcher::Exact(key) => {
-                    disk.remove(key);
-                }
-                Matcher::Prefix(prefix) => {
-                    disk.purge(|key, _| key.starts_with(prefix.as_str()));
-                }
-                Matcher::Tag(tag) => {
-                    disk.purge(|_, tags| tags.iter().any(|t| t == tag));
-                }
-            }
-        }
+        self.purge_disk(&matcher);
         self.memory.purge(matcher)
+    }
+
+    /// Removes what `matcher` selects from the disk tier; how many objects (or, for an exact
+    /// key, 1 when it was there). Blocks on the file system, walking every file for a prefix
+    /// or a tag: run it with `spawn_blocking`.
+    pub fn purge_disk(&self, matcher: &Matcher) -> usize {
+        self.disk
+            .as_ref()
+            .map_or(0, |disk| purge_disk(disk, matcher))
+    }
+}
+
+/// Removes what `matcher` selects from a disk tier (see [`Cache::purge_disk`]).
+pub fn purge_disk(disk: &DiskStore, matcher: &Matcher) -> usize {
+    match matcher {
+        Matcher::Exact(key) => disk.remove(key) as usize,
+        Matcher::Prefix(prefix) => disk.purge(|key, _| key.starts_with(prefix.as_str())),
+        Matcher::Tag(tag) => disk.purge(|_, tags| tags.iter().any(|t| t == tag)),
     }
 }
 

@@ -29,6 +29,8 @@ pub struct Config {
     pub process: process::Settings,
     /// Certificates managed by ACME, when a site has `acme = true`.
     pub acme: Option<tls::acme::Settings>,
+    /// The admin API, when `[admin]` is set.
+    pub admin: Option<crate::admin::Settings>,
 }
 
 impl Config {

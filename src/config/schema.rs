@@ -37,6 +37,8 @@ pub struct Config {
     pub cache: Option<Spanned<CacheTable>>,
     /// `[acme]`: the certificate authority for sites with `[site.tls] acme = true`.
     pub acme: Option<Spanned<Acme>>,
+    /// `[admin]`: the admin API (purges, status), served by the master. Absent = none.
+    pub admin: Option<Spanned<Admin>>,
     /// `[[site]]`: the sites, in order. At least one.
     #[serde(default)]
     pub site: Vec<Spanned<Site>>,
@@ -58,6 +60,19 @@ pub struct CacheTable {
     /// How long after it went stale a response may still be served when the origin fails (a
     /// 5xx or no answer), besides what its `stale-if-error` allows. Default none.
     pub grace: Option<Spanned<Quantity>>,
+    /// Clients allowed to send `PURGE` requests and read purge statuses (addresses or CIDR
+    /// ranges). Default loopback only: `["127.0.0.0/8", "::1"]`.
+    pub purge_allow: Option<Vec<Spanned<String>>>,
+}
+
+/// `[admin]`: the admin API on its own listener, answered by the master process.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Admin {
+    /// Address and port, `"127.0.0.1:9901"`.
+    pub listen: Spanned<String>,
+    /// Clients allowed to use it (addresses or CIDR ranges). Default loopback only.
+    pub allow: Option<Vec<Spanned<String>>>,
 }
 
 /// `[acme]`: where sites with `acme = true` get their certificates (RFC 8555, http-01

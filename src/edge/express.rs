@@ -327,6 +327,7 @@ pub async fn serve(gate: &mut Io, ctx: &ConnCtx, clock: &HeadClock) -> Lane {
                             writer.write(&record);
                         }
                         if let Some(counters) = &ctx.shared.counters {
+                            counters.add(crate::telemetry::counters::Counter::CacheHit, 1);
                             counters.response(status, bytes);
                         }
                         answered += 1;

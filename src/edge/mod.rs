@@ -14,6 +14,7 @@ pub mod httpbin;
 pub mod methods;
 pub mod park;
 pub mod pipeline;
+pub mod purge;
 pub mod redirect;
 pub mod respond;
 pub mod router;

@@ -50,7 +50,7 @@ use super::conn::ConnCtx;
 use super::router::{CompiledRoute, request_host};
 use super::settings::{Handler, PathMatch};
 use super::tracked::Tracked;
-use super::{methods, redirect, respond};
+use super::{methods, purge, redirect, respond};
 use crate::http::{Body, error_page};
 use crate::telemetry::access_log::Record;
 use crate::{files, proxy};
@@ -147,7 +147,7 @@ fn answer_now(ctx: &ConnCtx, req: Request<Incoming>) -> Now {
     super::fault::inject(parts.uri.path());
     let route = match route(ctx, &parts) {
         Ok(Routed::Route(route)) => route,
-        Ok(Routed::Connect(_) | Routed::Forward(_)) => {
+        Ok(Routed::Connect(_) | Routed::Forward(_) | Routed::Purge | Routed::PurgeStatus) => {
             return Now::Later(Request::from_parts(parts, body));
         }
         Err(response) => return Now::Answered(response),
@@ -251,6 +251,8 @@ async fn answer(ctx: &ConnCtx, mut req: Request<Incoming>) -> Response<Body> {
                     .await;
             return hand_over_tunnel(ctx, outcome, None);
         }
+        Ok(Routed::Purge) => return purge::purge(ctx, &parts).await,
+        Ok(Routed::PurgeStatus) => return purge::status(ctx, &parts).await,
         Err(response) => return response,
     };
     if let Handler::Proxy(settings) = &route.route.handler {
@@ -282,6 +284,10 @@ enum Routed<'a> {
     Connect(&'a proxy::ForwardProxy),
     /// An absolute-form request for a host the site does not claim, on a forward proxy.
     Forward(&'a proxy::ForwardProxy),
+    /// `PURGE` on a cached route (`edge::purge`).
+    Purge,
+    /// A purge's status (`edge::purge::STATUS_PATH`).
+    PurgeStatus,
 }
 
 /// Phases 2 to 4: the checks before any handler, and what answers.
@@ -289,6 +295,9 @@ fn route<'a>(ctx: &'a ConnCtx, parts: &http::request::Parts) -> Result<Routed<'a
     check_request(ctx, parts)?;
     if let Some(dir) = &ctx.shared.acme_challenges {
         acme_challenge(dir, parts)?;
+    }
+    if ctx.shared.purges.get().is_some() && purge::is_status(parts) {
+        return Ok(Routed::PurgeStatus);
     }
     let Some(site) = ctx
         .shared
@@ -299,6 +308,13 @@ fn route<'a>(ctx: &'a ConnCtx, parts: &http::request::Parts) -> Result<Routed<'a
     };
     if site.maintenance {
         return Err(unavailable());
+    }
+    // Before the redirect to HTTPS: a purge names its scheme (absolute form) or is for this one.
+    if purge::is_purge(&parts.method)
+        && let Some(route) = site.route(parts.uri.path())
+        && matches!(&route.route.handler, Handler::Proxy(p) if p.cache)
+    {
+        return Ok(Routed::Purge);
     }
     if let Some(to) = site.redirect_to
         && !ctx.tls
@@ -485,6 +501,7 @@ async fn proxy_pass(
                 parts,
                 scheme: if ctx.tls { "https" } else { "http" },
                 host,
+                counters: ctx.shared.counters.as_ref(),
             };
             crate::cache::handler::answer(cache, req, body).await
         }

@@ -59,6 +59,10 @@ pub struct Shared {
     pub acme_challenges: Option<std::path::PathBuf>,
     /// The shared cache of this worker, when a `proxy` route uses it.
     pub cache: Option<Arc<crate::cache::store::Cache>>,
+    /// Who may `PURGE` (`[cache] purge_allow`).
+    pub purge_allow: Vec<ipnet::IpNet>,
+    /// How purges reach the process that keeps them (set once the worker knows its role).
+    pub purges: std::sync::OnceLock<crate::cache::purge::Client>,
     /// The upstreams `proxy` routes forward to: pools, health state, kept-alive connections.
     pub backends: crate::proxy::Backends,
 }
@@ -170,6 +174,12 @@ impl Server {
             polite: AtomicBool::new(false),
             acme_challenges: settings.acme_challenges.clone(),
             cache: settings.cache.as_ref().map(|c| Arc::new(c.build())),
+            purge_allow: settings
+                .cache
+                .as_ref()
+                .map(|c| c.purge_allow.clone())
+                .unwrap_or_default(),
+            purges: std::sync::OnceLock::new(),
             backends: crate::proxy::Backends::new(&settings.upstreams),
         });
         Server {

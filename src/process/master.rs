@@ -39,6 +39,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::ctl;
 use super::inherit::{self, Role};
 use super::signals::{Request, Signals};
+use crate::cache::purge;
 use crate::config::{Config, Diagnostics};
 use crate::edge::server::StopMode;
 use crate::net::tcp_info;
@@ -107,6 +108,19 @@ enum Event {
     Successor(Result<(), String>),
     /// The ACME loop stored a new certificate: the workers must load it.
     Certificate(String),
+    /// A worker's question (`ask RID QUESTION`), answered with `answer RID TEXT`.
+    Ask {
+        pid: u32,
+        rid: u64,
+        question: String,
+    },
+    /// A line for a worker (an answer that was waited for).
+    Tell {
+        pid: u32,
+        line: String,
+    },
+    /// A call of the admin API.
+    Admin(crate::admin::Call),
 }
 
 /// A generation of workers being started (the first one, or a reload).
@@ -147,6 +161,12 @@ struct Master {
     acme: Option<tokio::task::JoinHandle<()>>,
     /// A new certificate waits for the reload in progress to end before its own.
     certificate_reload: bool,
+    /// The purge ledger (`cache::purge`).
+    purges: purge::Keeper,
+    /// The disk tier of the cache, walked once per purge for the whole family.
+    disk: Option<Arc<crate::cache::disk::DiskStore>>,
+    /// The admin API's address, when it listens.
+    admin: Option<SocketAddr>,
 }
 
 impl Master {
@@ -206,8 +226,38 @@ impl Master {
             ready_pipe,
             acme: None,
             certificate_reload: false,
+            purges: purge::Keeper::default(),
+            disk: None,
+            admin: None,
             launch,
         };
+        master.disk = master.open_disk();
+        if let Some(admin) = &config.admin {
+            match TcpListener::bind(admin.listen) {
+                Ok(listener) => {
+                    master.admin = Some(listener.local_addr().unwrap_or(admin.listen));
+                    crate::admin::serve(listener, admin.allow.clone(), {
+                        let (calls_tx, mut calls) = mpsc::unbounded_channel();
+                        let events = master.events_tx.clone();
+                        tokio::spawn(async move {
+                            while let Some(call) = calls.recv().await {
+                                if events.send(Event::Admin(call)).is_err() {
+                                    return;
+                                }
+                            }
+                        });
+                        calls_tx
+                    });
+                }
+                Err(e) => {
+                    eprintln!(
+                        "error: cannot listen on {} for the admin API: {e}",
+                        admin.listen
+                    );
+                    return Err(exit::FAILURE);
+                }
+            }
+        }
         master.ctl_path = ctl::serve(
             &master.launch.data_dir,
             role == Role::Successor,
@@ -283,6 +333,16 @@ impl Master {
                 }
             }
             Event::Ctl(request) => self.on_ctl(request).await,
+            Event::Ask { pid, rid, question } => self.on_ask(pid, rid, &question).await,
+            Event::Tell { pid, line } => {
+                if let Some(worker) = self.workers.iter_mut().find(|w| w.pid == pid) {
+                    let _ = worker.control.write_all(line.as_bytes()).await;
+                }
+            }
+            Event::Admin(crate::admin::Call::Purge(call)) => self.on_purge(call).await,
+            Event::Admin(crate::admin::Call::Status(reply)) => {
+                let _ = reply.send(self.status());
+            }
             Event::Certificate(site) => {
                 tracing::info!(%site, "new ACME certificate: reloading the workers");
                 self.certificate_reload = true;
@@ -431,6 +491,9 @@ impl Master {
             };
             println!("listening kind={kind} addr={bound}");
         }
+        if let Some(admin) = self.admin {
+            println!("listening kind=admin addr={admin}");
+        }
         println!("ready pid={}", std::process::id());
         let _ = std::io::stdout().flush();
         tracing::info!(workers = self.workers.len(), "ready");
@@ -467,6 +530,8 @@ impl Master {
     fn on_exit(&mut self, pid: u32, status: std::process::ExitStatus) -> Option<ExitCode> {
         let position = self.workers.iter().position(|w| w.pid == pid)?;
         let worker = self.workers.remove(position);
+        // Its memory tier went with it: purges no longer wait for it.
+        self.purges.gone(pid);
         counters::retire(&self.region, worker.slot);
         self.free_slots.push_back(worker.slot);
         let code = status.code();
@@ -581,11 +646,25 @@ impl Master {
         ours.set_nonblocking(true)?;
         let (read, control) = tokio::net::UnixStream::from_std(ours)?.into_split();
         let events = self.events_tx.clone();
+        let purges = self.purges.clone();
         tokio::spawn(async move {
             let mut lines = BufReader::new(read).lines();
             while let Ok(Some(line)) = lines.next_line().await {
-                if line.trim() == "ready" {
+                let line = line.trim();
+                if line == "ready" {
                     let _ = events.send(Event::Ready(pid));
+                } else if let Some(rest) = line.strip_prefix("purged ") {
+                    let mut fields = rest.split(' ').map(str::parse::<u64>);
+                    if let (Some(Ok(id)), Some(Ok(purged))) = (fields.next(), fields.next()) {
+                        purges.finished(id, pid, purged);
+                    }
+                } else if let Some((rid, question)) = line
+                    .strip_prefix("ask ")
+                    .and_then(|rest| rest.split_once(' '))
+                    && let Ok(rid) = rid.parse()
+                {
+                    let question = question.to_string();
+                    let _ = events.send(Event::Ask { pid, rid, question });
                 }
             }
         });
@@ -734,7 +813,111 @@ impl Master {
         }
     }
 
+    /// A purge call: answered from the ledger, or a purge started on every worker's memory
+    /// tier and on the disk tier.
+    async fn on_purge(&mut self, call: purge::Call) {
+        let Some((matcher, wait, reply)) = self.purges.answer(call) else {
+            return;
+        };
+        let Some(line) = purge::encode(&matcher) else {
+            return;
+        };
+        let pids = self.workers.iter().map(|w| w.pid);
+        let disk = self.disk.clone();
+        let id = self
+            .purges
+            .begin(&matcher, pids.chain(disk.is_some().then_some(purge::DISK)));
+        tracing::info!(id, purge = %line, "purge");
+        let line = format!("purge {id} {line}\n");
+        for worker in &mut self.workers {
+            if worker.control.write_all(line.as_bytes()).await.is_err() {
+                self.purges.gone(worker.pid);
+            }
+        }
+        if let Some(disk) = disk {
+            let purges = self.purges.clone();
+            tokio::task::spawn_blocking(move || {
+                let purged = crate::cache::store::purge_disk(&disk, &matcher);
+                purges.finished(id, purge::DISK, purged as u64);
+            });
+        }
+        self.purges.reply_when_done(id, wait, reply);
+    }
+
+    /// `ask RID QUESTION` from worker `pid`: `purge WAIT_MS MATCHER`, `status ID` or `list`;
+    /// the answer (JSON, `null` when unknown) goes back as `answer RID TEXT`.
+    async fn on_ask(&mut self, pid: u32, rid: u64, question: &str) {
+        let events = self.events_tx.clone();
+        let tell = move |text: String| {
+            let line = format!("answer {rid} {text}\n");
+            let _ = events.send(Event::Tell { pid, line });
+        };
+        let (verb, rest) = question.split_once(' ').unwrap_or((question, ""));
+        match verb {
+            "purge" => {
+                let Some((wait, matcher)) = rest.split_once(' ') else {
+                    return;
+                };
+                let (Ok(wait), Some(matcher)) = (wait.parse::<u64>(), purge::decode(matcher))
+                else {
+                    return;
+                };
+                let (reply, answer) = oneshot::channel();
+                let wait = Duration::from_millis(wait.min(60_000));
+                self.on_purge(purge::Call::Purge {
+                    matcher,
+                    wait,
+                    reply,
+                })
+                .await;
+                tokio::spawn(async move {
+                    if let Ok(status) = answer.await {
+                        tell(status.to_json());
+                    }
+                });
+            }
+            "status" => {
+                let status = rest.parse().ok().and_then(|id| self.purges.status(id));
+                tell(serde_json::to_string(&status).unwrap_or_default());
+            }
+            "list" => tell(serde_json::to_string(&self.purges.recent()).unwrap_or_default()),
+            _ => tracing::warn!(pid, question, "unknown question from a worker"),
+        }
+    }
+
     async fn on_ctl(&mut self, request: ctl::Request) {
+        if let Some(query) = request.command.strip_prefix("purge ") {
+            let matcher = match crate::admin::matcher(query) {
+                Ok(matcher) => matcher,
+                Err(why) => {
+                    let _ = request.reply.send(format!("error: {why}\n"));
+                    return;
+                }
+            };
+            let (reply, answer) = oneshot::channel();
+            self.on_purge(purge::Call::Purge {
+                matcher,
+                wait: Duration::from_secs(10),
+                reply,
+            })
+            .await;
+            let ctl_reply = request.reply;
+            tokio::spawn(async move {
+                let text = match answer.await {
+                    Ok(status) if status.is_done() => format!(
+                        "ok: purge {} done, {} stored responses removed\n",
+                        status.id, status.purged
+                    ),
+                    Ok(status) => format!(
+                        "ok: purge {} still running ({} of {} participants finished)\n",
+                        status.id, status.finished, status.participants
+                    ),
+                    Err(_) => "error: no answer\n".to_string(),
+                };
+                let _ = ctl_reply.send(text);
+            });
+            return;
+        }
         match request.command.as_str() {
             "status" => {
                 let _ = request.reply.send(self.status());
@@ -754,6 +937,11 @@ impl Master {
                 ));
             }
         }
+    }
+
+    /// The cache's disk tier, when the configuration has one.
+    fn open_disk(&self) -> Option<Arc<crate::cache::disk::DiskStore>> {
+        None
     }
 
     /// What `portico ctl status` prints.

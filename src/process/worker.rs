@@ -14,7 +14,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use super::signals::{self, Request};
 use super::{memory, runtime};
@@ -101,6 +101,16 @@ async fn serve(
     let single = matches!(role, Role::Single);
     match role {
         Role::Single => {
+            // The process is its own family: it keeps the purge ledger and answers the admin
+            // API itself.
+            let purges = server
+                .shared()
+                .cache
+                .as_ref()
+                .map(|cache| crate::cache::purge::serve_local(cache.clone()));
+            if let Some(purges) = &purges {
+                let _ = server.shared().purges.set(purges.clone());
+            }
             for (index, addr) in addrs.iter().enumerate() {
                 let kind = match config.edge.tls.get(index) {
                     Some(Some(_)) => "https",
@@ -108,12 +118,42 @@ async fn serve(
                 };
                 println!("listening kind={kind} addr={addr}");
             }
+            if let Some(admin) = &config.admin {
+                match std::net::TcpListener::bind(admin.listen) {
+                    Ok(listener) => {
+                        println!(
+                            "listening kind=admin addr={}",
+                            local(&listener, admin.listen)
+                        );
+                        crate::admin::serve(
+                            listener,
+                            admin.allow.clone(),
+                            single_admin(purges, server.shared().counters.clone()),
+                        );
+                    }
+                    Err(e) => {
+                        eprintln!(
+                            "error: cannot listen on {} for the admin API: {e}",
+                            admin.listen
+                        );
+                        return exit::code(exit::FAILURE);
+                    }
+                }
+            }
             println!("ready pid={}", std::process::id());
         }
         Role::Worker(control) => {
-            if let Err(e) = listen_to_master(control, commands_tx.clone()).await {
-                eprintln!("error: cannot talk to the master: {e}");
-                return exit::code(exit::FAILURE);
+            let cache = server.shared().cache.clone();
+            match listen_to_master(control, commands_tx.clone(), cache).await {
+                Ok(purges) => {
+                    if server.shared().cache.is_some() {
+                        let _ = server.shared().purges.set(purges);
+                    }
+                }
+                Err(e) => {
+                    eprintln!("error: cannot talk to the master: {e}");
+                    return exit::code(exit::FAILURE);
+                }
             }
         }
     }
@@ -168,17 +208,31 @@ async fn serve(
     }
 }
 
-/// Says `ready` to the master, then turns its lines into commands.
+/// Says `ready` to the master, then turns its lines into commands, and carries purges both
+/// ways (see `cache::purge`): the master's `purge ID MATCHER` is done on this worker's memory
+/// tier and answered `purged ID COUNT`; this worker's purge calls go up as `ask RID …` lines
+/// and come back as `answer RID JSON`. Returns the purge client that uses this link.
 async fn listen_to_master(
     control: Control,
     commands: mpsc::Sender<Command>,
-) -> std::io::Result<()> {
+    cache: Option<Arc<crate::cache::store::Cache>>,
+) -> std::io::Result<crate::cache::purge::Client> {
     control.set_nonblocking(true)?;
     let control = tokio::net::UnixStream::from_std(control)?;
     let (read, mut write) = control.into_split();
     write.write_all(b"ready\n").await?;
+    // One writer owns the socket's write half; everything else sends it whole lines.
+    let (outbox, mut lines_out) = mpsc::unbounded_channel::<String>();
     tokio::spawn(async move {
-        let _write = write;
+        while let Some(line) = lines_out.recv().await {
+            if write.write_all(line.as_bytes()).await.is_err() {
+                return;
+            }
+        }
+    });
+    let asks = Asks::default();
+    let purges = asks.clone().client(outbox.clone());
+    tokio::spawn(async move {
         let mut lines = BufReader::new(read).lines();
         loop {
             let command = match lines.next_line().await {
@@ -187,7 +241,13 @@ async fn listen_to_master(
                     "stop fast" => Command::Stop(StopMode::Fast),
                     "reopen" => Command::Reopen,
                     other => {
-                        tracing::warn!(command = other, "unknown command from the master");
+                        if let Some(rest) = other.strip_prefix("purge ") {
+                            purge_here(rest, cache.as_deref(), &outbox);
+                        } else if let Some(rest) = other.strip_prefix("answer ") {
+                            asks.answered(rest);
+                        } else {
+                            tracing::warn!(command = other, "unknown command from the master");
+                        }
                         continue;
                     }
                 },
@@ -200,7 +260,146 @@ async fn listen_to_master(
             }
         }
     });
-    Ok(())
+    Ok(purges)
+}
+
+/// `ID MATCHER` from the master: purge this worker's memory tier and say how many went.
+fn purge_here(
+    rest: &str,
+    cache: Option<&crate::cache::store::Cache>,
+    outbox: &mpsc::UnboundedSender<String>,
+) {
+    let Some((id, matcher)) = rest.split_once(' ') else {
+        return;
+    };
+    let matcher = crate::cache::purge::decode(matcher);
+    let purged = match (cache, matcher) {
+        (Some(cache), Some(matcher)) => cache.memory.purge(matcher),
+        _ => 0,
+    };
+    let _ = outbox.send(format!("purged {id} {purged}\n"));
+}
+
+/// A worker's questions to its master that wait for an answer, by request id.
+#[derive(Clone, Default)]
+struct Asks {
+    next: Arc<std::sync::atomic::AtomicU64>,
+    waiting: Arc<std::sync::Mutex<std::collections::HashMap<u64, oneshot::Sender<String>>>>,
+}
+
+impl Asks {
+    /// Sends `ask RID question`; the answer's text, unless the master never answers.
+    fn ask(
+        &self,
+        outbox: &mpsc::UnboundedSender<String>,
+        question: &str,
+    ) -> oneshot::Receiver<String> {
+        let rid = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (reply, answer) = oneshot::channel();
+        self.lock().insert(rid, reply);
+        if outbox.send(format!("ask {rid} {question}\n")).is_err() {
+            self.lock().remove(&rid);
+        }
+        answer
+    }
+
+    /// `RID TEXT` from the master.
+    fn answered(&self, rest: &str) {
+        let (rid, text) = rest.split_once(' ').unwrap_or((rest, ""));
+        if let Ok(rid) = rid.parse::<u64>()
+            && let Some(reply) = self.lock().remove(&rid)
+        {
+            let _ = reply.send(text.to_string());
+        }
+    }
+
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<u64, oneshot::Sender<String>>> {
+        self.waiting.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A purge client whose calls become questions to the master.
+    fn client(self, outbox: mpsc::UnboundedSender<String>) -> crate::cache::purge::Client {
+        use crate::cache::purge::{Call, Status, encode};
+        let (calls_tx, mut calls) = mpsc::unbounded_channel::<Call>();
+        tokio::spawn(async move {
+            while let Some(call) = calls.recv().await {
+                match call {
+                    Call::Purge {
+                        matcher,
+                        wait,
+                        reply,
+                    } => {
+                        let Some(line) = encode(&matcher) else {
+                            continue;
+                        };
+                        let answer =
+                            self.ask(&outbox, &format!("purge {} {line}", wait.as_millis()));
+                        tokio::spawn(async move {
+                            if let Ok(Ok(status)) =
+                                answer.await.map(|t| serde_json::from_str::<Status>(&t))
+                            {
+                                let _ = reply.send(status);
+                            }
+                        });
+                    }
+                    Call::Status { id, reply } => {
+                        let answer = self.ask(&outbox, &format!("status {id}"));
+                        tokio::spawn(async move {
+                            if let Ok(Ok(status)) = answer.await.map(|t| serde_json::from_str(&t)) {
+                                let _ = reply.send(status);
+                            }
+                        });
+                    }
+                    Call::List { reply } => {
+                        let answer = self.ask(&outbox, "list");
+                        tokio::spawn(async move {
+                            if let Ok(Ok(list)) = answer.await.map(|t| serde_json::from_str(&t)) {
+                                let _ = reply.send(list);
+                            }
+                        });
+                    }
+                }
+            }
+        });
+        crate::cache::purge::Client::new(calls_tx)
+    }
+}
+
+/// The admin API's calls in a single process: purges go to its own ledger, the status is its
+/// counters.
+fn single_admin(
+    purges: Option<crate::cache::purge::Client>,
+    counters: Option<Counters>,
+) -> mpsc::UnboundedSender<crate::admin::Call> {
+    let (calls_tx, mut calls) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Some(call) = calls.recv().await {
+            match call {
+                crate::admin::Call::Purge(call) => match &purges {
+                    Some(purges) => purges.forward(call),
+                    None => drop(call),
+                },
+                crate::admin::Call::Status(reply) => {
+                    let mut text = format!("ok\nsingle process: pid {}\n", std::process::id());
+                    if let Some(counters) = &counters {
+                        text.push_str(&counters.totals().to_string());
+                    }
+                    let _ = reply.send(text);
+                }
+            }
+        }
+    });
+    calls_tx
+}
+
+/// The address a listener is bound to (the kernel's choice for port 0).
+fn local(
+    listener: &std::net::TcpListener,
+    configured: std::net::SocketAddr,
+) -> std::net::SocketAddr {
+    listener.local_addr().unwrap_or(configured)
 }
 
 /// Returns memory to the OS after waves of connections went idle (`process::memory`).

@@ -39,6 +39,15 @@ pub enum Counter {
     RttSamples = 12,
     /// Retransmitted segments, summed over closed connections.
     Retransmits = 13,
+    /// Shared cache (`cache::handler`): answered from a fresh stored response (total).
+    CacheHit = 14,
+    /// Answered from a stale stored response: while revalidating, on an origin error, or
+    /// after the origin confirmed it with a 304 (total).
+    CacheStale = 15,
+    /// Forwarded for want of a usable stored response (total).
+    CacheMiss = 16,
+    /// Forwarded without looking in the cache: an unsafe method (total).
+    CacheBypass = 17,
 }
 
 /// Counters that only go up: kept, not zeroed, when their worker exits.
@@ -54,10 +63,14 @@ const TOTALS: &[Counter] = &[
     Counter::RttMicrosSum,
     Counter::RttSamples,
     Counter::Retransmits,
+    Counter::CacheHit,
+    Counter::CacheStale,
+    Counter::CacheMiss,
+    Counter::CacheBypass,
 ];
 
 /// Cells with a meaning (the last counter's index plus one).
-const KNOWN: usize = Counter::Retransmits as usize + 1;
+const KNOWN: usize = Counter::CacheBypass as usize + 1;
 
 /// One worker's counters: its slot of the region.
 #[derive(Clone)]
@@ -77,6 +90,11 @@ impl Counters {
         Region::create()
             .ok()
             .map(|region| Counters::new(Arc::new(region), 1))
+    }
+
+    /// This slot's counters with the exited workers' totals (a single process's whole view).
+    pub fn totals(&self) -> Totals {
+        Totals::read(&self.region, [self.slot])
     }
 
     fn cell(&self, counter: Counter) -> &AtomicU64 {
@@ -186,6 +204,14 @@ impl fmt::Display for Totals {
             f,
             "tcp: mean rtt {rtt} us over {samples} closed connections, retransmits {}",
             self.get(Counter::Retransmits)
+        )?;
+        writeln!(
+            f,
+            "cache: hit {}, stale {}, miss {}, bypass {}",
+            self.get(Counter::CacheHit),
+            self.get(Counter::CacheStale),
+            self.get(Counter::CacheMiss),
+            self.get(Counter::CacheBypass)
         )
     }
 }

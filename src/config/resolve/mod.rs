@@ -47,6 +47,7 @@ pub fn resolve(raw: &schema::Config, origin: Origin<'_>) -> Result<Config, Diagn
         .flat_map(|s| &s.routes)
         .any(|r| matches!(&r.handler, edge::Handler::Proxy(p) if p.cache));
     let cache = cache::cache(&mut cx, raw.cache.as_ref(), uses_cache);
+    let admin = cache::admin(&mut cx, raw.admin.as_ref());
     let config = Config {
         edge: edge::Settings {
             listeners: listeners.addrs,
@@ -60,6 +61,7 @@ pub fn resolve(raw: &schema::Config, origin: Origin<'_>) -> Result<Config, Diagn
         telemetry,
         process,
         acme,
+        admin,
     };
     if cx.diagnostics.is_empty() {
         Ok(config)

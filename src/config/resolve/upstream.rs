@@ -423,7 +423,7 @@ pub(super) fn proxy(cx: &mut Context<'_>, raw: &Spanned<schema::Proxy>) -> Optio
 }
 
 /// `10.0.0.0/8`, `192.0.2.1` (a /32), `2001:db8::/32`, `::1`.
-fn network(text: &str) -> Option<IpNet> {
+pub(super) fn network(text: &str) -> Option<IpNet> {
     let text = text.trim();
     text.parse::<IpNet>()
         .ok()

@@ -62,7 +62,7 @@ pub async fn answer(cache: &Arc<Cache>, req: Request<'_>, body: Incoming) -> pro
         return outcome;
     }
     let now = SystemTime::now();
-    match cache.lookup(&key, &parts.headers, now) {
+    match cache.lookup(&key, &parts.headers, now).await {
         Lookup::Hit(object) => return served(&object, now, false),
         Lookup::StaleWhileRevalidate(object) => {
             refresh_in_background(cache, &req, &key);
@@ -98,7 +98,8 @@ pub async fn answer(cache: &Arc<Cache>, req: Request<'_>, body: Incoming) -> pro
         }
         Role::Wait(waiter) => {
             if waiter.wait(cache.lock_timeout).await == Outcome::Stored
-                && let Lookup::Hit(object) = cache.lookup(&key, &parts.headers, SystemTime::now())
+                && let Lookup::Hit(object) =
+                    cache.lookup(&key, &parts.headers, SystemTime::now()).await
             {
                 return served(&object, SystemTime::now(), true);
             }
@@ -215,7 +216,7 @@ async fn validate(
         && rules::validates(&object.headers, outcome.response.headers())
     {
         cache.refresh(&object, outcome.response.headers(), received);
-        if let Lookup::Hit(fresh) = cache.lookup(key, &req.parts.headers, now) {
+        if let Lookup::Hit(fresh) = cache.lookup_memory(key, &req.parts.headers, now) {
             let mut outcome = served(&fresh, now, false);
             mark(
                 &mut outcome.response,

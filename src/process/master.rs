@@ -17,6 +17,9 @@
 //!   down once it is ready (zero-downtime upgrade).
 //! - The pid file (`DATA_DIR/portico.pid`) and the control socket (`DATA_DIR/portico.sock`,
 //!   mode 0600) are the master's; see `process::ctl` for the protocol.
+//! - The disk cache's byte bound is the master's too: it trims the folder the workers share
+//!   (`cache::disk::keep_bound`, at once and every 10 s, on the blocking pool), so workers
+//!   never coordinate over it.
 //!
 //! Every wait is bounded: a worker has 10 s to become ready, and a stopping worker is killed
 //! `shutdown_timeout` + 5 s after it was asked to stop.
@@ -147,6 +150,8 @@ struct Master {
     acme: Option<tokio::task::JoinHandle<()>>,
     /// A new certificate waits for the reload in progress to end before its own.
     certificate_reload: bool,
+    /// The disk cache's trim of the running configuration, when it has a disk tier.
+    disk_trim: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Master {
@@ -206,6 +211,7 @@ impl Master {
             ready_pipe,
             acme: None,
             certificate_reload: false,
+            disk_trim: None,
             launch,
         };
         master.ctl_path = ctl::serve(
@@ -395,6 +401,7 @@ impl Master {
             tracing::info!(generation, "configuration reloaded");
         }
         self.restart_acme();
+        self.restart_disk_trim();
         if let Some(reply) = pending.reply {
             let _ = reply.send(format!(
                 "ok: configuration reloaded (generation {generation})\n"
@@ -414,6 +421,20 @@ impl Master {
                 let _ = events.send(Event::Certificate(managed.site.clone()));
             }));
         }
+    }
+
+    /// Keeps the running configuration's disk cache under its bound (the previous one's trim
+    /// stops: the folder or the bound may have changed).
+    fn restart_disk_trim(&mut self) {
+        if let Some(old) = self.disk_trim.take() {
+            old.abort();
+        }
+        self.disk_trim = self
+            .config
+            .edge
+            .cache
+            .as_ref()
+            .and_then(|cache| cache.keep_disk_bound());
     }
 
     /// The start-up lines (an interface: scripts and tests read them), the pid file, and a
@@ -708,6 +729,9 @@ impl Master {
         self.stopping = Some((mode, Instant::now()));
         if let Some(acme) = self.acme.take() {
             acme.abort();
+        }
+        if let Some(trim) = self.disk_trim.take() {
+            trim.abort();
         }
         if let Some(pending) = self.pending.take() {
             self.kill_generation(pending.generation);

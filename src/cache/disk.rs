@@ -15,7 +15,8 @@
 //! workers never coordinate on the hot path. The memory tier in front (TinyUFO) keeps the hot
 //! set; the disk tier holds the long tail in order of arrival.
 //!
-//! All calls block on the file system: call them from `spawn_blocking`.
+//! All calls block on the file system: call them from `spawn_blocking` ([`keep_bound`] does so
+//! itself).
 
 use std::fs;
 use std::io;
@@ -30,6 +31,10 @@ use http::header::{self, HeaderName};
 use super::key::{encoding_group, normalized};
 use super::memory::Object;
 use super::record;
+
+/// How often [`keep_bound`] trims: the folder may outgrow its bound by what the workers store
+/// in this time.
+pub const TRIM_PERIOD: Duration = Duration::from_secs(10);
 
 /// Temporary files older than this are a crashed writer's and are removed by `trim`.
 const STALE_TEMP: Duration = Duration::from_secs(60);
@@ -114,11 +119,11 @@ impl DiskStore {
         } else {
             let manifest = names.join("\n");
             if fs::read_to_string(dir.join("vary")).ok().as_deref() != Some(manifest.as_str()) {
-                crate::tls::write_atomic(&dir.join("vary"), manifest.as_bytes(), 0o644)?;
+                write_whole(&dir.join("vary"), manifest.as_bytes())?;
             }
         }
         let path = dir.join(variant_file(&object.variant.fields));
-        crate::tls::write_atomic(&path, &record::encode(object), 0o644)
+        write_whole(&path, &record::encode(object))
     }
 
     /// Removes every variant of `key`.
@@ -218,6 +223,65 @@ impl DiskStore {
         }
         out
     }
+}
+
+/// Keeps the folder `root` under `max_bytes`: a trim at once, then one every [`TRIM_PERIOD`],
+/// each on the blocking pool; runs until aborted. One process per server runs it (the master,
+/// or the single process), so workers never coordinate.
+pub async fn keep_bound(root: PathBuf, max_bytes: u64) {
+    let mut tick = tokio::time::interval(TRIM_PERIOD);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // A folder that cannot be trimmed is reported once, not every period.
+    let mut reported = false;
+    loop {
+        tick.tick().await;
+        let folder = root.clone();
+        let trimmed = tokio::task::spawn_blocking(move || {
+            DiskStore::open(&folder).map(|s| s.trim(max_bytes))
+        })
+        .await
+        .unwrap_or_else(|e| Err(io::Error::other(e)));
+        match trimmed {
+            Ok(t) => {
+                reported = false;
+                if t.files > 0 {
+                    tracing::debug!(
+                        files = t.files,
+                        bytes = t.bytes,
+                        kept = t.kept,
+                        max_bytes,
+                        "disk cache trimmed"
+                    );
+                }
+            }
+            Err(e) if !reported => {
+                reported = true;
+                tracing::warn!(folder = %root.display(), error = %e, "cannot trim the disk cache");
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+/// Writes `bytes` to `path` through a temporary file renamed into place, so that readers (in
+/// any worker) see a whole file or none. Each writer has its own temporary name (process and
+/// sequence number), so two writers of one object never mix their bytes. Not synced: a file a
+/// power loss tore fails its checksum and is a miss, which is cheaper than a sync per response.
+fn write_whole(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let dir = path.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!(
+        ".{}.{}.{}.tmp",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    let result = fs::write(&tmp, bytes).and_then(|()| fs::rename(&tmp, path));
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
 }
 
 /// Removes a key's folder (and its `vary` manifest) once no variant file is left in it.

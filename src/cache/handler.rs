@@ -89,7 +89,7 @@ pub async fn answer(cache: &Arc<Cache>, req: Request<'_>, body: Incoming) -> pro
         return outcome;
     }
     let now = SystemTime::now();
-    match cache.lookup(&key, &parts.headers, now) {
+    match cache.lookup(&key, &parts.headers, now).await {
         Lookup::Hit(object) => {
             req.count(Counter::CacheHit);
             return served(parts, &object, now, false);
@@ -149,7 +149,8 @@ pub async fn answer(cache: &Arc<Cache>, req: Request<'_>, body: Incoming) -> pro
         }
         Role::Wait(waiter) => {
             if waiter.wait(cache.lock_timeout).await == Outcome::Stored
-                && let Lookup::Hit(object) = cache.lookup(&key, &parts.headers, SystemTime::now())
+                && let Lookup::Hit(object) =
+                    cache.lookup(&key, &parts.headers, SystemTime::now()).await
             {
                 // Counted as a miss above: the request waited for the origin.
                 return served(parts, &object, SystemTime::now(), true);
@@ -200,7 +201,7 @@ async fn cut_range(
         };
     };
     let now = SystemTime::now();
-    if let Lookup::Hit(object) = cache.lookup(key, &parts.headers, now) {
+    if let Lookup::Hit(object) = cache.lookup_memory(key, &parts.headers, now) {
         let mut outcome = served(parts, &object, now, false);
         if let Some(status) = head.headers.get(CACHE_STATUS) {
             outcome
@@ -324,7 +325,7 @@ async fn validate(
         && rules::validates(&object.headers, outcome.response.headers())
     {
         cache.refresh(&object, outcome.response.headers(), received);
-        if let Lookup::Hit(fresh) = cache.lookup(key, &req.parts.headers, now) {
+        if let Lookup::Hit(fresh) = cache.lookup_memory(key, &req.parts.headers, now) {
             req.count(Counter::CacheStale);
             let mut outcome = served(req.parts, &fresh, now, false);
             mark(

@@ -9,11 +9,16 @@
 //! what they find. The index can miss a key for a moment when two requests store the same key
 //! at once, so a purge also records a ban: an object stored before a ban that matches it is
 //! never served (checked at lookup), which makes a purge exact without stopping the world.
+//! A ban also keeps its time, for objects read back from the disk tier
+//! ([`MemoryStore::promote`]): the disk's part of a purge runs in the background, so a lookup
+//! may still find there what a purge already selected; an object received before a ban that
+//! matches it is not promoted.
 //! The index lock and the ban lock are never held together, nor across an `.await`.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
@@ -90,6 +95,15 @@ impl Matcher {
     }
 }
 
+/// A purge remembered: objects stored before it (in order, `seq`, or for objects from the
+/// disk tier, in time) that it matches are never served.
+#[derive(Debug)]
+struct Ban {
+    seq: u64,
+    at: SystemTime,
+    matcher: Matcher,
+}
+
 #[derive(Debug, Default)]
 struct Index {
     keys: BTreeSet<String>,
@@ -100,7 +114,7 @@ struct Index {
 pub struct MemoryStore {
     objects: tinyufo::TinyUfo<String, Arc<Entry>>,
     index: Mutex<Index>,
-    bans: Mutex<Vec<(u64, Matcher)>>,
+    bans: Mutex<Vec<Ban>>,
     seq: AtomicU64,
     max_object: usize,
 }
@@ -206,7 +220,11 @@ impl MemoryStore {
             if bans.len() >= MAX_BANS {
                 bans.remove(0);
             }
-            bans.push((self.seq.fetch_add(1, Ordering::Relaxed), matcher.clone()));
+            bans.push(Ban {
+                seq: self.seq.fetch_add(1, Ordering::Relaxed),
+                at: SystemTime::now(),
+                matcher: matcher.clone(),
+            });
         }
         let mut removed = 0;
         for key in keys {
@@ -260,12 +278,30 @@ impl MemoryStore {
         self.len() == 0
     }
 
+    /// An object read from the disk tier, stored here and returned; `None` when a purge made
+    /// since it was received selects it (the disk's part of that purge has not reached its
+    /// file yet, or another writer put it back). Compared by time, not order: the disk tier
+    /// has no order, and the receiving time is the object's own.
+    pub fn promote(&self, object: Object) -> Option<Arc<Object>> {
+        let purged = {
+            let bans = self.bans.lock().unwrap_or_else(|e| e.into_inner());
+            bans.iter()
+                .any(|ban| ban.at >= object.received.response_time && ban.matcher.matches(&object))
+        };
+        if purged {
+            return None;
+        }
+        let promoted = Arc::new(object.clone());
+        self.insert(object);
+        Some(promoted)
+    }
+
     fn banned(&self, object: &Object) -> bool {
         let bans = self.bans.lock().unwrap_or_else(|e| e.into_inner());
         bans.iter()
             .rev()
-            .take_while(|(seq, _)| *seq > object.seq)
-            .any(|(_, matcher)| matcher.matches(object))
+            .take_while(|ban| ban.seq > object.seq)
+            .any(|ban| ban.matcher.matches(object))
     }
 
     fn lock_index(&self) -> std::sync::MutexGuard<'_, Index> {

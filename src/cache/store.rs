@@ -3,11 +3,20 @@
 //! [`Cache::lookup`] before forwarding, [`Cache::store`] with the origin's response,
 //! [`Cache::invalidate`] after an unsafe method, [`Cache::purge`] for operators.
 //!
-//! A hit from the disk tier is promoted to the memory tier. Surrogate keys come from the
-//! origin's `Surrogate-Key` (space-separated) and `Cache-Tag` (comma-separated) fields, which
-//! are kept out of the stored (and so the served) fields, as CDNs do.
+//! The async runtime never waits on the file system: [`Cache::lookup_memory`] never touches
+//! it (the express lane's lookup), [`Cache::lookup`] reads the disk tier on the blocking pool
+//! after a memory miss, and every write or removal on disk is sent to the blocking pool
+//! without waiting for it (outside a runtime, as in unit tests, it is done in place). At most
+//! [`MAX_DISK_WRITES`] writes wait at once per process; past that a response is kept in
+//! memory only, so a slow disk cannot pile up threads and copies of bodies.
+//!
+//! A hit from the disk tier is promoted to the memory tier unless a purge made since selects
+//! it (`MemoryStore::promote`). Surrogate keys come from the origin's `Surrogate-Key`
+//! (space-separated) and `Cache-Tag` (comma-separated) fields, which are kept out of the
+//! stored (and so the served) fields, as CDNs do.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -25,15 +34,21 @@ use super::status::Fwd;
 const SURROGATE_KEY: HeaderName = HeaderName::from_static("surrogate-key");
 const CACHE_TAG: HeaderName = HeaderName::from_static("cache-tag");
 
+/// Disk writes waiting on the blocking pool at most, per cache (one per worker process).
+pub const MAX_DISK_WRITES: usize = 64;
+
 /// The cache's tiers and coalescer.
 pub struct Cache {
     pub memory: MemoryStore,
-    pub disk: Option<DiskStore>,
+    /// Shared with the blocking pool's tasks.
+    pub disk: Option<Arc<DiskStore>>,
     pub coalescer: Arc<Coalescer>,
     /// How long a waiter waits for another request's fill.
     pub lock_timeout: Duration,
     /// How long past freshness a response may be served when the origin fails.
     pub grace: Duration,
+    /// Disk writes sent to the blocking pool and not done yet.
+    pub disk_writes: Arc<AtomicUsize>,
 }
 
 /// What the cache has for a request.
@@ -55,23 +70,28 @@ impl Cache {
         self.memory.max_object()
     }
 
-    /// The stored response for `key` that may answer a request with headers `req` now.
-    pub fn lookup(&self, key: &str, req: &HeaderMap, now: SystemTime) -> Lookup {
-        let object = match self.memory.lookup(key, req) {
-            Some(object) => object,
-            None => match self.disk.as_ref().and_then(|d| d.lookup(key, req)) {
-                Some(object) => {
-                    let object = Arc::new(object);
-                    self.memory.insert((*object).clone());
-                    object
-                }
-                None => return Lookup::Miss(Fwd::UriMiss),
-            },
+    /// The stored response for `key` that may answer a request with headers `req` now: the
+    /// memory tier, then (on a miss, when there is one) the disk tier, read on the blocking
+    /// pool; a disk hit is promoted to the memory tier.
+    pub async fn lookup(&self, key: &str, req: &HeaderMap, now: SystemTime) -> Lookup {
+        let found = self.lookup_memory(key, req, now);
+        let (Lookup::Miss(_), Some(disk)) = (&found, &self.disk) else {
+            return found;
         };
-        match rules::reuse(object.status, &object.headers, object.received, req, now) {
-            Reuse::Fresh | Reuse::StaleAccepted => Lookup::Hit(object),
-            Reuse::StaleWhileRevalidate => Lookup::StaleWhileRevalidate(object),
-            Reuse::Validate => Lookup::Validate(object),
+        let (disk, owned_key, owned_req) = (disk.clone(), key.to_string(), req.clone());
+        let read = tokio::task::spawn_blocking(move || disk.lookup(&owned_key, &owned_req)).await;
+        match read.ok().flatten().and_then(|o| self.memory.promote(o)) {
+            Some(object) => reuse(object, req, now),
+            None => found,
+        }
+    }
+
+    /// The memory tier's answer alone: never touches the file system, so it may run anywhere
+    /// (the express lane answers its hits with it).
+    pub fn lookup_memory(&self, key: &str, req: &HeaderMap, now: SystemTime) -> Lookup {
+        match self.memory.lookup(key, req) {
+            Some(object) => reuse(object, req, now),
+            None => Lookup::Miss(Fwd::UriMiss),
         }
     }
 
@@ -101,11 +121,7 @@ impl Cache {
             tags,
             seq: 0,
         };
-        if let Some(disk) = &self.disk
-            && let Err(e) = disk.insert(&object)
-        {
-            tracing::warn!(%key, error = %e, "cannot write to the disk cache");
-        }
+        self.write_to_disk(&object);
         self.memory.insert(object);
         Ok(())
     }
@@ -119,9 +135,7 @@ impl Cache {
             received,
             ..stored.clone()
         };
-        if let Some(disk) = &self.disk {
-            let _ = disk.insert(&object);
-        }
+        self.write_to_disk(&object);
         self.memory.insert(object);
     }
 
@@ -137,28 +151,77 @@ impl Cache {
     }
 
     /// Removes what `matcher` selects from both tiers; returns how many keys the memory tier
-    /// dropped (the disk tier's walk may find more).
+    /// dropped. The disk tier's part (a removal for one key, a walk of every file for a
+    /// prefix or a tag) is sent to the blocking pool and not waited for; until it is done,
+    /// lookups do not serve from disk what the purge selects (`MemoryStore::promote`).
     pub fn purge(&self, matcher: Matcher) -> usize {
-        self.purge_disk(&matcher);
-        self.memory.purge(matcher)
+        let removed = self.memory.purge(matcher.clone());
+        if let Some(disk) = &self.disk {
+            let disk = disk.clone();
+            off_runtime(move || {
+                purge_disk(&disk, &matcher);
+            });
+        }
+        removed
     }
 
-    /// Removes what `matcher` selects from the disk tier; how many objects (or, for an exact
-    /// key, 1 when it was there). Blocks on the file system, walking every file for a prefix
-    /// or a tag: run it with `spawn_blocking`.
+    /// The disk tier's part of a purge, done here: returns how many objects it removed (for
+    /// one key, how many keys: 0 or 1). Blocks on the file system (a prefix or a tag reads
+    /// every file): callers on the runtime run it in `spawn_blocking`. [`Cache::purge`] does
+    /// the memory tier's part and this one in the background.
     pub fn purge_disk(&self, matcher: &Matcher) -> usize {
         self.disk
             .as_ref()
             .map_or(0, |disk| purge_disk(disk, matcher))
+    }
+
+    /// Stores `object` on the disk tier, on the blocking pool; dropped (with a debug line)
+    /// when [`MAX_DISK_WRITES`] writes are waiting already.
+    fn write_to_disk(&self, object: &Object) {
+        let Some(disk) = &self.disk else {
+            return;
+        };
+        if self.disk_writes.fetch_add(1, Ordering::AcqRel) >= MAX_DISK_WRITES {
+            self.disk_writes.fetch_sub(1, Ordering::AcqRel);
+            tracing::debug!(key = %object.key, "disk cache busy: kept in memory only");
+            return;
+        }
+        let (disk, writes, object) = (disk.clone(), self.disk_writes.clone(), object.clone());
+        off_runtime(move || {
+            if let Err(e) = disk.insert(&object) {
+                tracing::warn!(key = %object.key, error = %e, "cannot write to the disk cache");
+            }
+            writes.fetch_sub(1, Ordering::AcqRel);
+        });
+    }
+}
+
+/// The lookup's answer for a stored `object`.
+fn reuse(object: Arc<Object>, req: &HeaderMap, now: SystemTime) -> Lookup {
+    match rules::reuse(object.status, &object.headers, object.received, req, now) {
+        Reuse::Fresh | Reuse::StaleAccepted => Lookup::Hit(object),
+        Reuse::StaleWhileRevalidate => Lookup::StaleWhileRevalidate(object),
+        Reuse::Validate => Lookup::Validate(object),
     }
 }
 
 /// Removes what `matcher` selects from a disk tier (see [`Cache::purge_disk`]).
 pub fn purge_disk(disk: &DiskStore, matcher: &Matcher) -> usize {
     match matcher {
-        Matcher::Exact(key) => disk.remove(key) as usize,
+        Matcher::Exact(key) => usize::from(disk.remove(key)),
         Matcher::Prefix(prefix) => disk.purge(|key, _| key.starts_with(prefix.as_str())),
         Matcher::Tag(tag) => disk.purge(|_, tags| tags.iter().any(|t| t == tag)),
+    }
+}
+
+/// Runs `work` (file system work) on the blocking pool without waiting for it; in place when
+/// there is no runtime (unit tests, tools), where blocking harms no one.
+fn off_runtime(work: impl FnOnce() + Send + 'static) {
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => {
+            runtime.spawn_blocking(work);
+        }
+        Err(_) => work(),
     }
 }
 
@@ -239,15 +302,27 @@ mod tests {
     fn cache(disk: Option<&std::path::Path>) -> Cache {
         Cache {
             memory: MemoryStore::new(1 << 20, 100),
-            disk: disk.map(|d| DiskStore::open(d).unwrap()),
+            disk: disk.map(|d| Arc::new(DiskStore::open(d).unwrap())),
             coalescer: Arc::default(),
             lock_timeout: Duration::from_secs(1),
             grace: Duration::ZERO,
+            disk_writes: Arc::default(),
         }
     }
 
-    #[test]
-    fn a_stored_response_is_a_hit_until_stale_then_validated() {
+    /// Waits until the disk writes sent to the blocking pool are done.
+    async fn written(c: &Cache) {
+        for _ in 0..1000 {
+            if c.disk_writes.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        panic!("disk writes still pending after 5 s");
+    }
+
+    #[tokio::test]
+    async fn a_stored_response_is_a_hit_until_stale_then_validated() {
         let c = cache(None);
         let key = primary("http", "a.test", "/x");
         let none = HeaderMap::new();
@@ -265,22 +340,26 @@ mod tests {
             received(0),
         )
         .unwrap();
-        let Lookup::Hit(object) = c.lookup(&key, &none, at(30)) else {
+        let Lookup::Hit(object) = c.lookup(&key, &none, at(30)).await else {
             panic!("a hit")
         };
         assert_eq!(object.tags, ["a", "b", "c"]);
         assert!(!object.headers.contains_key("surrogate-key"));
         assert_eq!(age(&object, at(30)), "30");
         assert_eq!(ttl(&object, at(30)), 30);
-        assert!(matches!(c.lookup(&key, &none, at(90)), Lookup::Validate(_)));
         assert!(matches!(
-            c.lookup(&primary("http", "a.test", "/y"), &none, at(1)),
+            c.lookup(&key, &none, at(90)).await,
+            Lookup::Validate(_)
+        ));
+        assert!(matches!(
+            c.lookup(&primary("http", "a.test", "/y"), &none, at(1))
+                .await,
             Lookup::Miss(Fwd::UriMiss)
         ));
     }
 
-    #[test]
-    fn refusals_purges_and_invalidation() {
+    #[tokio::test]
+    async fn refusals_purges_and_invalidation() {
         let c = cache(None);
         let key = primary("http", "a.test", "/p");
         let none = HeaderMap::new();
@@ -304,21 +383,27 @@ mod tests {
             StatusCode::INTERNAL_SERVER_ERROR,
             std::slice::from_ref(&key),
         );
-        assert!(matches!(c.lookup(&key, &none, at(1)), Lookup::Hit(_)));
+        assert!(matches!(c.lookup(&key, &none, at(1)).await, Lookup::Hit(_)));
         c.invalidate(&Method::POST, StatusCode::OK, std::slice::from_ref(&key));
-        assert!(matches!(c.lookup(&key, &none, at(1)), Lookup::Miss(_)));
+        assert!(matches!(
+            c.lookup(&key, &none, at(1)).await,
+            Lookup::Miss(_)
+        ));
         c.store(&key, &none, StatusCode::OK, &ok, Bytes::new(), received(0))
             .unwrap();
         assert_eq!(c.purge(Matcher::Tag("t".into())), 1);
-        assert!(matches!(c.lookup(&key, &none, at(1)), Lookup::Miss(_)));
+        assert!(matches!(
+            c.lookup(&key, &none, at(1)).await,
+            Lookup::Miss(_)
+        ));
         assert!(only_if_cached(&headers(&[(
             "cache-control",
             "only-if-cached"
         )])));
     }
 
-    #[test]
-    fn a_304_refreshes_the_stored_response() {
+    #[tokio::test]
+    async fn a_304_refreshes_the_stored_response() {
         let c = cache(None);
         let key = primary("http", "a.test", "/r");
         let none = HeaderMap::new();
@@ -332,7 +417,7 @@ mod tests {
             received(0),
         )
         .unwrap();
-        let Lookup::Validate(stale) = c.lookup(&key, &none, at(20)) else {
+        let Lookup::Validate(stale) = c.lookup(&key, &none, at(20)).await else {
             panic!("stale")
         };
         c.refresh(
@@ -340,15 +425,15 @@ mod tests {
             &headers(&[("cache-control", "max-age=100"), ("etag", "\"v1\"")]),
             received(20),
         );
-        let Lookup::Hit(fresh) = c.lookup(&key, &none, at(50)) else {
+        let Lookup::Hit(fresh) = c.lookup(&key, &none, at(50)).await else {
             panic!("fresh again")
         };
         assert_eq!(&fresh.body[..], b"body");
         assert_eq!(fresh.headers["cache-control"], "max-age=100");
     }
 
-    #[test]
-    fn the_disk_tier_answers_after_a_restart_and_is_promoted() {
+    #[tokio::test]
+    async fn the_disk_tier_answers_after_a_restart_and_is_promoted() {
         let dir = tempfile::tempdir().unwrap();
         let key = primary("http", "a.test", "/d");
         let none = HeaderMap::new();
@@ -364,9 +449,14 @@ mod tests {
                 received(0),
             )
             .unwrap();
+            written(&c).await;
         }
         let c = cache(Some(dir.path()));
-        let Lookup::Hit(object) = c.lookup(&key, &none, at(5)) else {
+        assert!(
+            matches!(c.lookup_memory(&key, &none, at(5)), Lookup::Miss(_)),
+            "the memory-only lookup does not read the disk"
+        );
+        let Lookup::Hit(object) = c.lookup(&key, &none, at(5)).await else {
             panic!("a hit from disk")
         };
         assert_eq!(&object.body[..], b"disk");
@@ -376,5 +466,60 @@ mod tests {
                 .collect::<Vec<_>>(),
             ["/a", "/b"]
         );
+    }
+
+    /// Stores `path` with surrogate key `tag`, received 10 s ago.
+    fn store_tagged(c: &Cache, path: &str, tag: &str) -> String {
+        let key = primary("http", "a.test", path);
+        let ago = SystemTime::now() - Duration::from_secs(10);
+        let res = headers(&[("cache-control", "max-age=600"), ("cache-tag", tag)]);
+        c.store(
+            &key,
+            &HeaderMap::new(),
+            StatusCode::OK,
+            &res,
+            Bytes::from_static(b"tagged"),
+            Received {
+                request_time: ago,
+                response_time: ago,
+            },
+        )
+        .unwrap();
+        key
+    }
+
+    #[tokio::test]
+    async fn what_a_purge_selects_is_not_promoted_while_the_disk_still_holds_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let none = HeaderMap::new();
+        let writer = cache(Some(dir.path()));
+        let key = store_tagged(&writer, "/t", "t");
+        let other = store_tagged(&writer, "/u", "u");
+        written(&writer).await;
+        let c = cache(Some(dir.path()));
+        // The memory tier's part of a purge, its disk walk not done yet.
+        c.memory.purge(Matcher::Tag("t".into()));
+        let now = SystemTime::now();
+        assert!(matches!(c.lookup(&key, &none, now).await, Lookup::Miss(_)));
+        assert!(matches!(c.lookup(&other, &none, now).await, Lookup::Hit(_)));
+        assert_eq!(c.purge_disk(&Matcher::Tag("t".into())), 1);
+        assert!(c.disk.as_ref().unwrap().lookup(&key, &none).is_none());
+        assert_eq!(c.purge_disk(&Matcher::Exact(other.clone())), 1);
+        assert_eq!(c.purge_disk(&Matcher::Exact(other)), 0);
+    }
+
+    #[test]
+    fn a_purge_outside_a_runtime_reaches_the_disk_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let none = HeaderMap::new();
+        let c = cache(Some(dir.path()));
+        let key = store_tagged(&c, "/p/1", "x");
+        let disk = c.disk.as_ref().unwrap();
+        assert!(disk.lookup(&key, &none).is_some(), "written in place");
+        assert_eq!(
+            c.purge(Matcher::Prefix(primary("http", "a.test", "/p/"))),
+            1
+        );
+        assert!(disk.lookup(&key, &none).is_none());
     }
 }

@@ -47,8 +47,9 @@ pub struct Config {
     pub upstream: Vec<Spanned<Upstream>>,
 }
 
-/// `[cache]`: the shared cache's size and its waits. Each worker process has its own memory
-/// tier of this size.
+/// `[cache]`: the shared cache's sizes, folder and waits. Each worker process has its own
+/// memory tier of `memory` bytes; the disk tier (`disk`) is one folder every worker reads and
+/// writes, so a response one worker stored is found by the others and after a restart.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CacheTable {
@@ -60,6 +61,13 @@ pub struct CacheTable {
     /// How long after it went stale a response may still be served when the origin fails (a
     /// 5xx or no answer), besides what its `stale-if-error` allows. Default none.
     pub grace: Option<Spanned<Quantity>>,
+    /// Bytes of responses kept on disk, shared by every worker and kept across restarts (a
+    /// size, `"1g"`). The folder may outgrow it by what is stored within 10 s, the period of
+    /// the trim that removes the oldest files. Default `"0"`: no disk tier.
+    pub disk: Option<Spanned<Quantity>>,
+    /// The disk tier's folder, created when absent; relative to the configuration's folder.
+    /// Used when `disk` is set. Default: `cache` in the data directory (`--data-dir`).
+    pub disk_path: Option<Spanned<PathBuf>>,
     /// Clients allowed to send `PURGE` requests and read purge statuses (addresses or CIDR
     /// ranges). Default loopback only: `["127.0.0.0/8", "::1"]`.
     pub purge_allow: Option<Vec<Spanned<String>>>,

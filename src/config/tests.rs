@@ -1288,3 +1288,47 @@ fn the_cache_is_resolved_when_a_proxy_route_uses_it() {
     let e = folder.error_on_line(&text("[cache]\nmemory = 0\n", true), 2);
     assert!(e.message.contains("memory"), "{e}");
 }
+
+#[test]
+fn the_disk_cache_has_a_size_and_a_folder() {
+    let folder = Folder::new();
+    let text = |cache_table: &str| {
+        format!(
+            "[cache]\n{cache_table}[[upstream]]\nname = \"app\"\nservers = [\"127.0.0.1:9000\"]\n[[site]]\nlisten = [\"127.0.0.1:80\"]\n[[site.route]]\nproxy = {{ upstream = \"app\", cache = true }}\n"
+        )
+    };
+    let cache = |table: &str| folder.parse(&text(table)).edge.cache.unwrap();
+    assert_eq!(cache("").disk, None);
+    assert_eq!(cache("disk = \"0\"\n").disk, None);
+    assert_eq!(cache("disk = 0\ndisk_path = \"c\"\n").disk, None);
+    // Without `disk_path`, the data directory's `cache` folder, once attached.
+    let mut config = folder.parse(&text("disk = \"1g\"\n"));
+    let disk = config.edge.cache.as_ref().unwrap().disk.clone().unwrap();
+    assert_eq!(disk.max_bytes, 1 << 30);
+    assert_eq!(disk.path, None);
+    config.attach(Path::new("/var/lib/portico"));
+    let attached = config.edge.cache.unwrap().disk.unwrap();
+    assert_eq!(
+        attached.path.as_deref(),
+        Some(Path::new("/var/lib/portico/cache"))
+    );
+    // Relative to the configuration's folder, and kept by attach.
+    let mut config = folder.parse(&text("disk = 4096\ndisk_path = \"disk-cache\"\n"));
+    config.attach(Path::new("/var/lib/portico"));
+    let disk = config.edge.cache.unwrap().disk.unwrap();
+    assert_eq!(disk.max_bytes, 4096);
+    assert_eq!(disk.path, Some(folder.dir.path().join("disk-cache")));
+    // Mistakes, at their line.
+    let e = folder.error_on_line(&text("memory = \"8m\"\ndisk = \"1z\"\n"), 3);
+    assert!(e.message.contains("invalid `disk`"), "{e}");
+    assert!(
+        e.hint.as_deref().unwrap_or("").contains("no disk tier"),
+        "{e}"
+    );
+    let e = folder.error_on_line(&text("disk = -5\n"), 2);
+    assert!(e.message.contains("negative"), "{e}");
+    let e = folder.error_on_line(&text("disk = \"1g\"\ndisk_path = \"file.txt\"\n"), 3);
+    assert!(e.message.contains("not a folder"), "{e}");
+    let e = folder.error_on_line(&text("disk = \"1g\"\ndisk_path = \"\"\n"), 3);
+    assert!(e.message.contains("empty"), "{e}");
+}

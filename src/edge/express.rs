@@ -223,12 +223,13 @@ fn lookup<'a>(ctx: &'a ConnCtx, head: &[u8], plain: &Plain) -> Option<Answer<'a>
                 .map(Answer::File)
         }
         Handler::Proxy(settings) if !ctx.tls && settings.cache => {
-            // Only a hit is answered here; anything else (a miss, a stale response) goes to
-            // hyper's path untouched, which fetches, validates and stores.
+            // Only a memory hit is answered here; anything else (a miss, a stale response, what
+            // only the disk tier holds) goes to hyper's path untouched, which reads the disk
+            // off the runtime, fetches, validates and stores.
             let cache = ctx.shared.cache.as_ref()?;
             let headers = head_fields(head)?;
             let key = crate::cache::key::primary("http", text(&plain.host)?, target);
-            match cache.lookup(&key, &headers, std::time::SystemTime::now()) {
+            match cache.lookup_memory(&key, &headers, std::time::SystemTime::now()) {
                 crate::cache::store::Lookup::Hit(object) => Some(Answer::Cached(object)),
                 _ => None,
             }

@@ -17,6 +17,9 @@
 //!   down once it is ready (zero-downtime upgrade).
 //! - The pid file (`DATA_DIR/portico.pid`) and the control socket (`DATA_DIR/portico.sock`,
 //!   mode 0600) are the master's; see `process::ctl` for the protocol.
+//! - The disk cache's byte bound is the master's too: it trims the folder the workers share
+//!   (`cache::disk::keep_bound`, at once and every 10 s, on the blocking pool), so workers
+//!   never coordinate over it.
 //!
 //! Every wait is bounded: a worker has 10 s to become ready, and a stopping worker is killed
 //! `shutdown_timeout` + 5 s after it was asked to stop.
@@ -167,6 +170,8 @@ struct Master {
     disk: Option<Arc<crate::cache::disk::DiskStore>>,
     /// The admin API's address, when it listens.
     admin: Option<SocketAddr>,
+    /// The disk cache's trim of the running configuration, when it has a disk tier.
+    disk_trim: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Master {
@@ -229,6 +234,7 @@ impl Master {
             purges: purge::Keeper::default(),
             disk: None,
             admin: None,
+            disk_trim: None,
             launch,
         };
         master.disk = master.open_disk();
@@ -455,6 +461,7 @@ impl Master {
             tracing::info!(generation, "configuration reloaded");
         }
         self.restart_acme();
+        self.restart_disk_trim();
         if let Some(reply) = pending.reply {
             let _ = reply.send(format!(
                 "ok: configuration reloaded (generation {generation})\n"
@@ -474,6 +481,21 @@ impl Master {
                 let _ = events.send(Event::Certificate(managed.site.clone()));
             }));
         }
+    }
+
+    /// Keeps the running configuration's disk cache under its bound (the previous one's trim
+    /// stops: the folder or the bound may have changed).
+    fn restart_disk_trim(&mut self) {
+        if let Some(old) = self.disk_trim.take() {
+            old.abort();
+        }
+        self.disk = self.open_disk();
+        self.disk_trim = self
+            .config
+            .edge
+            .cache
+            .as_ref()
+            .and_then(|cache| cache.keep_disk_bound());
     }
 
     /// The start-up lines (an interface: scripts and tests read them), the pid file, and a
@@ -788,6 +810,9 @@ impl Master {
         if let Some(acme) = self.acme.take() {
             acme.abort();
         }
+        if let Some(trim) = self.disk_trim.take() {
+            trim.abort();
+        }
         if let Some(pending) = self.pending.take() {
             self.kill_generation(pending.generation);
         }
@@ -941,7 +966,19 @@ impl Master {
 
     /// The cache's disk tier, when the configuration has one.
     fn open_disk(&self) -> Option<Arc<crate::cache::disk::DiskStore>> {
-        None
+        let path = self
+            .config
+            .edge
+            .cache
+            .as_ref()?
+            .disk
+            .as_ref()?
+            .path
+            .clone()?;
+        crate::cache::disk::DiskStore::open(&path)
+            .inspect_err(|e| tracing::warn!(folder = %path.display(), error = %e, "purges cannot reach the disk cache"))
+            .ok()
+            .map(Arc::new)
     }
 
     /// What `portico ctl status` prints.

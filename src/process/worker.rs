@@ -5,6 +5,9 @@
 //! `stop fast`, `reopen`; end of file = the master is gone, stop politely), a single process
 //! obeys signals (TERM/INT fast stop, QUIT polite stop, USR1 reopen).
 //!
+//! A single process also keeps the disk cache under its bound (`cache::disk::keep_bound`),
+//! which is the master's work in a multi-process server: workers never trim.
+//!
 //! A worker also answers signals sent to it directly: TERM/INT stop it (fast), QUIT stops it
 //! politely, USR1 reopens its logs; HUP and USR2 are the master's business and ignored here (a
 //! terminal hang-up reaches the whole process group).
@@ -171,6 +174,10 @@ async fn serve(
         }
         _ => None,
     };
+    let disk_trim = match &config.edge.cache {
+        Some(cache) if single => cache.keep_disk_bound(),
+        _ => None,
+    };
     let server = Arc::new(server);
     let reclaim = tokio::spawn(reclaim_memory(server.clone()));
     let mode = loop {
@@ -198,6 +205,9 @@ async fn serve(
     reclaim.abort();
     if let Some(acme) = acme {
         acme.abort();
+    }
+    if let Some(trim) = disk_trim {
+        trim.abort();
     }
     if server.stop(config.edge.limits.shutdown_timeout, mode).await {
         tracing::info!("stopped");

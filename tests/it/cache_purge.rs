@@ -472,3 +472,40 @@ async fn unkeyed_fields_do_not_poison_the_cache() {
     assert!(a.contains(" a.test "), "{a}");
     assert!(b.contains(" b.test "), "{b}");
 }
+
+#[tokio::test]
+async fn a_purge_reaches_the_disk_tier() {
+    let origin = origin().await;
+    let text = config(&origin, "disk = \"64m\"");
+    let server = Server::start(WorkDir::new(), &text);
+    let addr = server.addr();
+    warm(addr, "/tagged/d").await;
+    warm(addr, "/kept").await;
+    let res = purge(addr, "/", "Cache-Tag: product-7\r\n").await;
+    res.assert_status(202);
+    let done = until_done(addr, res.header("location").unwrap()).await;
+    assert!(
+        done.contains("\"participants\":3"),
+        "two workers and the disk tier: {done}"
+    );
+    // After a restart only the disk tier can answer: the purged response is gone from it,
+    // the other is still there.
+    let work = server.into_work();
+    let server = Server::start(work, &text);
+    let addr = server.addr();
+    let hits = origin.hits();
+    let kept = get(addr, "/kept", "").await;
+    assert!(
+        kept.header("cache-status").unwrap().contains("hit"),
+        "{kept:?}"
+    );
+    let purged = get(addr, "/tagged/d", "").await;
+    assert!(
+        purged
+            .header("cache-status")
+            .unwrap()
+            .contains("fwd=uri-miss"),
+        "{purged:?}"
+    );
+    assert_eq!(origin.hits(), hits + 1);
+}

@@ -4,8 +4,9 @@
 //! 1. `admit` — a slot among `max_requests_in_flight`, else 503 with `Retry-After`.
 //! 2. `check_request` — `OPTIONS *`, target length (HTTP/2; HTTP/1 heads were checked by the
 //!    gate).
-//! 3. `route` — ACME http-01 challenge answers; the site by listener and host (503 in
-//!    maintenance); CONNECT and absolute-form requests for other hosts to the site's forward
+//! 3. `route` — ACME http-01 challenge answers; purge statuses (`edge::purge`); the site by
+//!    listener and host (503 in maintenance); `PURGE` for its cached routes (before the HTTPS
+//!    redirect); CONNECT and absolute-form requests for other hosts to the site's forward
 //!    proxy (405 for CONNECT without one); else the route by path (404).
 //! 4. `check_method` — OPTIONS answers `Allow`; TRACE echoes when enabled; other methods the
 //!    route does not allow get 405 with `Allow`, unknown ones 501.

@@ -131,6 +131,16 @@ pub fn demo(site_root: &Path, tls: Option<DemoTls<'_>>) -> schema::Config {
     schema::Config {
         site: vec![unspanned(site), unspanned(origin_site)],
         upstream: vec![unspanned(upstream)],
+        // A disk tier in the data directory: what /origin/ stored is still there after a
+        // restart.
+        cache: Some(unspanned(schema::CacheTable {
+            disk: Some(unspanned(super::units::Quantity::Text("256m".to_string()))),
+            ..Default::default()
+        })),
+        admin: Some(unspanned(schema::Admin {
+            listen: unspanned(DEMO_ADMIN_LISTEN.to_string()),
+            allow: None,
+        })),
         ..Default::default()
     }
 }
@@ -247,6 +257,9 @@ pub const DEMO_LISTEN_TLS: &str = "127.0.0.1:8443";
 
 /// Where the demo's built-in test origin listens (two members of one upstream).
 pub const DEMO_ORIGIN_LISTEN: [&str; 2] = ["127.0.0.1:8081", "127.0.0.1:8082"];
+
+/// The demo's admin API (purges, status), loopback only.
+pub const DEMO_ADMIN_LISTEN: &str = "127.0.0.1:9901";
 
 /// The demo's upstream over its test origin.
 const DEMO_UPSTREAM: &str = "demo-origin";

@@ -876,6 +876,12 @@ fn demo_resolves_with_its_routes_and_its_test_origin() {
     assert!(upstream.pool.active.is_some());
     let test_origin = &config.edge.sites[1];
     assert!(matches!(test_origin.routes[0].handler, Handler::Httpbin));
+    let cache = config.edge.cache.as_ref().unwrap();
+    assert_eq!(cache.disk.as_ref().unwrap().max_bytes, 256 << 20);
+    assert_eq!(
+        config.admin.as_ref().unwrap().listen,
+        demo::DEMO_ADMIN_LISTEN.parse::<SocketAddr>().unwrap()
+    );
     assert_eq!(files.path, PathMatch::Prefix("/".into()));
     let Handler::Static(settings) = &files.handler else {
         panic!()

@@ -12,6 +12,9 @@
 //! | `GET /cache/purges` | the recent purges, newest first |
 //! | `GET /status` | what `portico ctl status` prints |
 //!
+//! The listener is bound when the master starts and kept across reloads: a changed `[admin]`
+//! takes a restart.
+//!
 //! A URL is the client-facing one (`http://www.example.com/a?b`); the cache keys by scheme,
 //! host as the client wrote it, and target (`cache::key::primary`).
 

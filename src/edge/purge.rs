@@ -47,7 +47,8 @@ pub async fn purge(ctx: &ConnCtx, parts: &http::request::Parts) -> Response<Body
         return error_page::response(StatusCode::SERVICE_UNAVAILABLE);
     };
     let matcher = match matcher(ctx, parts) {
-        Ok(matcher) => matcher,
+        Ok(matcher) if crate::cache::purge::encode(&matcher).is_some() => matcher,
+        Ok(_) => return plain(StatusCode::BAD_REQUEST, "no white space in a purged key\n"),
         Err(why) => return plain(StatusCode::BAD_REQUEST, why),
     };
     convert(admin::purge_answer(client, matcher, STATUS_PATH).await)

@@ -447,6 +447,9 @@ impl Master {
         };
         let first = self.generation == 0;
         self.generation = generation;
+        if pending.config.admin != self.config.admin {
+            tracing::warn!("[admin] changed: the admin API keeps its listener until a restart");
+        }
         self.config = pending.config;
         self.listeners = pending.listeners;
         for worker in &mut self.workers {

@@ -62,17 +62,20 @@ pub async fn answer(cache: &Arc<Cache>, req: Request<'_>, body: Incoming) -> pro
         return outcome;
     }
     let now = SystemTime::now();
-    match cache.lookup(&key, &parts.headers, now) {
-        Lookup::Hit(object) => return served(&object, now, false),
+    let headers = &parts.headers;
+    match cache.lookup(&key, headers, now) {
+        Lookup::Hit(object) => return served(&object, now, false, headers),
         Lookup::StaleWhileRevalidate(object) => {
             refresh_in_background(cache, &req, &key);
-            return served(&object, now, false);
+            return served(&object, now, false, headers);
         }
-        Lookup::Validate(object) => return validate(cache, &req, &key, object, body).await,
-        Lookup::Miss(_) => {}
+        Lookup::Validate(object) if !store::only_if_cached(headers) => {
+            return validate(cache, &req, &key, object, body).await;
+        }
+        Lookup::Validate(_) | Lookup::Miss(_) => {}
     }
     if store::only_if_cached(&parts.headers) {
-        // §5.2.1.7: nothing stored that may answer.
+        // §5.2.1.7: nothing stored that may answer without the origin.
         let mut response = error_page::response(StatusCode::GATEWAY_TIMEOUT);
         mark(
             &mut response,
@@ -100,7 +103,7 @@ pub async fn answer(cache: &Arc<Cache>, req: Request<'_>, body: Incoming) -> pro
             if waiter.wait(cache.lock_timeout).await == Outcome::Stored
                 && let Lookup::Hit(object) = cache.lookup(&key, &parts.headers, SystemTime::now())
             {
-                return served(&object, SystemTime::now(), true);
+                return served(&object, SystemTime::now(), true, headers);
             }
             fetch(cache, &req, &key, None, Some(body), Fwd::UriMiss).await
         }
@@ -145,7 +148,14 @@ fn keep(
 ) -> proxy::Outcome {
     let (mut parts, body) = response.into_parts();
     let status = parts.status;
-    let verdict = rules::storable(&Method::GET, &req.parts.headers, status, &parts.headers);
+    date_if_absent(&mut parts.headers, received);
+    // A HEAD's answer (a validation or refresh sent as HEAD) has no body to store.
+    let verdict = rules::storable(
+        &req.parts.method,
+        &req.parts.headers,
+        status,
+        &parts.headers,
+    );
     let response = match verdict {
         Ok(()) => {
             // Stored without this answer's Cache-Status: each hit writes its own.
@@ -163,7 +173,12 @@ fn keep(
                 fwd(why, Some(status.as_u16()), true, None).header_value(),
             );
             let limit = cache.memory_object_limit();
-            Response::from_parts(parts, Body::stream(Tee::new(body, limit, store)))
+            let mut tee = Tee::new(body, limit, store);
+            // An empty body (a 204, `Content-Length: 0`) may never be polled: store it now.
+            if tee.inner.is_end_stream() {
+                tee.finish();
+            }
+            Response::from_parts(parts, Body::stream(tee))
         }
         Err(reason) => {
             if let Some(filler) = filler {
@@ -184,7 +199,8 @@ fn keep(
 
 /// §4.3: asks the origin whether the stale `object` is still good; a 304 refreshes and
 /// serves it, an error may serve it stale (`stale-if-error`, `grace`), anything else
-/// replaces it.
+/// replaces it. A 304 that does not select the stored response (§4.3.4) updates nothing and
+/// is not for the client, which did not ask conditionally: the request goes again, plain.
 async fn validate(
     cache: &Arc<Cache>,
     req: &Request<'_>,
@@ -203,26 +219,26 @@ async fn validate(
         ..*req
     };
     let request_time = SystemTime::now();
-    let outcome = forward(&asking, Some(body)).await;
+    let mut outcome = forward(&asking, Some(body)).await;
     let received = Received {
         request_time,
         response_time: SystemTime::now(),
     };
     let status = outcome.response.status();
     let now = SystemTime::now();
-    if status == StatusCode::NOT_MODIFIED
-        && !conditional
-        && rules::validates(&object.headers, outcome.response.headers())
-    {
-        cache.refresh(&object, outcome.response.headers(), received);
-        if let Lookup::Hit(fresh) = cache.lookup(key, &req.parts.headers, now) {
-            let mut outcome = served(&fresh, now, false);
-            mark(
-                &mut outcome.response,
-                fwd(Fwd::Stale, Some(304), true, None),
-            );
-            return outcome;
+    if status == StatusCode::NOT_MODIFIED && !conditional {
+        if !rules::validates(&object.headers, outcome.response.headers()) {
+            return fetch(cache, req, key, None, None, Fwd::Stale).await;
         }
+        date_if_absent(outcome.response.headers_mut(), received);
+        // §4: successfully validated, so it answers this request whatever its freshness.
+        let fresh = cache.refresh(&object, outcome.response.headers(), received);
+        let mut outcome = served(&fresh, now, false, &req.parts.headers);
+        mark(
+            &mut outcome.response,
+            fwd(Fwd::Stale, Some(304), true, None),
+        );
+        return outcome;
     }
     if status.is_server_error()
         && rules::stale_on_error(
@@ -234,7 +250,7 @@ async fn validate(
             cache.grace,
         )
     {
-        return served(&object, now, false);
+        return served(&object, now, false, &req.parts.headers);
     }
     if conditional {
         return outcome;
@@ -248,6 +264,17 @@ async fn validate(
         received,
         Fwd::Stale,
     )
+}
+
+/// RFC 9110 §6.6.1: a response that came without `Date` gets the time it was received, before
+/// it is stored or forwarded (the age calculation of §4.2.3 starts there).
+fn date_if_absent(headers: &mut HeaderMap, received: Received) {
+    if !headers.contains_key(header::DATE) {
+        let date = httpdate::fmt_http_date(received.response_time);
+        if let Ok(value) = header::HeaderValue::from_str(&date) {
+            headers.insert(header::DATE, value);
+        }
+    }
 }
 
 /// RFC 5861: serve stale now, refresh once in the background (one per key: the coalescer).
@@ -289,11 +316,23 @@ fn refresh_in_background(cache: &Arc<Cache>, req: &Request<'_>, key: &str) {
     });
 }
 
-/// A stored response as the client gets it: `Age` and `Cache-Status` set.
-fn served(object: &Object, now: SystemTime, collapsed: bool) -> proxy::Outcome {
-    let mut response = Response::new(Body::full(object.body.clone()));
-    *response.status_mut() = object.status;
+/// A stored response as the client gets it: `Age` and `Cache-Status` set; a 304 without
+/// content when the request's own preconditions say the client has it (§4.3.2).
+fn served(object: &Object, now: SystemTime, collapsed: bool, req: &HeaderMap) -> proxy::Outcome {
+    let not_modified = rules::not_modified(object.status, &object.headers, req);
+    let content = if not_modified {
+        Bytes::new()
+    } else {
+        object.body.clone()
+    };
+    let mut response = Response::new(Body::full(content));
     *response.headers_mut() = object.headers.clone();
+    if not_modified {
+        *response.status_mut() = StatusCode::NOT_MODIFIED;
+        response.headers_mut().remove(header::CONTENT_LENGTH);
+    } else {
+        *response.status_mut() = object.status;
+    }
     response
         .headers_mut()
         .insert(header::AGE, store::age(object, now));
@@ -415,9 +454,10 @@ impl http_body::Body for Tee {
                         this.copy.extend_from_slice(data);
                     }
                 }
-                // hyper stops polling a body of known length once it has it all, so the
-                // last frame may be the last call: store now when the body says it ended.
-                if this.inner.is_end_stream() {
+                // hyper stops polling a body of known length once it has it all, and any body
+                // after its trailers (always the last frame), so the last frame may be the
+                // last call: store now when the body says it ended.
+                if this.inner.is_end_stream() || frame.is_trailers() {
                     this.finish();
                 }
                 Poll::Ready(Some(Ok(frame)))

@@ -16,6 +16,7 @@ mod harness;
 mod access_log;
 mod acme;
 mod cache;
+mod cache_rfc;
 mod cli;
 mod config_errors;
 mod connections;

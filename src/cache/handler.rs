@@ -89,7 +89,8 @@ pub async fn answer(cache: &Arc<Cache>, req: Request<'_>, body: Incoming) -> pro
         return outcome;
     }
     let now = SystemTime::now();
-    match cache.lookup(&key, &parts.headers, now).await {
+    let headers = &parts.headers;
+    match cache.lookup(&key, headers, now).await {
         Lookup::Hit(object) => {
             req.count(Counter::CacheHit);
             return served(parts, &object, now, false);
@@ -99,12 +100,14 @@ pub async fn answer(cache: &Arc<Cache>, req: Request<'_>, body: Incoming) -> pro
             refresh_in_background(cache, &req, &key);
             return served(parts, &object, now, false);
         }
-        Lookup::Validate(object) => return validate(cache, &req, &key, object, body).await,
-        Lookup::Miss(_) => {}
+        Lookup::Validate(object) if !store::only_if_cached(headers) => {
+            return validate(cache, &req, &key, object, body).await;
+        }
+        Lookup::Validate(_) | Lookup::Miss(_) => {}
     }
     req.count(Counter::CacheMiss);
     if store::only_if_cached(&parts.headers) {
-        // §5.2.1.7: nothing stored that may answer.
+        // §5.2.1.7: nothing stored that may answer without the origin.
         let mut response = error_page::response(StatusCode::GATEWAY_TIMEOUT);
         mark(
             &mut response,
@@ -255,7 +258,14 @@ fn keep(
 ) -> proxy::Outcome {
     let (mut parts, body) = response.into_parts();
     let status = parts.status;
-    let verdict = rules::storable(&Method::GET, &req.parts.headers, status, &parts.headers);
+    date_if_absent(&mut parts.headers, received);
+    // A HEAD's answer (a validation or refresh sent as HEAD) has no body to store.
+    let verdict = rules::storable(
+        &req.parts.method,
+        &req.parts.headers,
+        status,
+        &parts.headers,
+    );
     let response = match verdict {
         Ok(()) => {
             // Stored without this answer's Cache-Status: each hit writes its own.
@@ -273,7 +283,12 @@ fn keep(
                 fwd(why, Some(status.as_u16()), true, None).header_value(),
             );
             let limit = cache.memory_object_limit();
-            Response::from_parts(parts, Body::stream(Tee::new(body, limit, store)))
+            let mut tee = Tee::new(body, limit, store);
+            // An empty body (a 204, `Content-Length: 0`) may never be polled: store it now.
+            if tee.inner.is_end_stream() {
+                tee.finish();
+            }
+            Response::from_parts(parts, Body::stream(tee))
         }
         Err(reason) => {
             if let Some(filler) = filler {
@@ -294,7 +309,8 @@ fn keep(
 
 /// §4.3: asks the origin whether the stale `object` is still good; a 304 refreshes and
 /// serves it, an error may serve it stale (`stale-if-error`, `grace`), anything else
-/// replaces it.
+/// replaces it. A 304 that does not select the stored response (§4.3.4) updates nothing and
+/// is not for the client, which did not ask conditionally: the request goes again, plain.
 async fn validate(
     cache: &Arc<Cache>,
     req: &Request<'_>,
@@ -313,27 +329,27 @@ async fn validate(
         ..*req
     };
     let request_time = SystemTime::now();
-    let outcome = forward(&asking, Some(body)).await;
+    let mut outcome = forward(&asking, Some(body)).await;
     let received = Received {
         request_time,
         response_time: SystemTime::now(),
     };
     let status = outcome.response.status();
     let now = SystemTime::now();
-    if status == StatusCode::NOT_MODIFIED
-        && !conditional
-        && rules::validates(&object.headers, outcome.response.headers())
-    {
-        cache.refresh(&object, outcome.response.headers(), received);
-        if let Lookup::Hit(fresh) = cache.lookup_memory(key, &req.parts.headers, now) {
-            req.count(Counter::CacheStale);
-            let mut outcome = served(req.parts, &fresh, now, false);
-            mark(
-                &mut outcome.response,
-                fwd(Fwd::Stale, Some(304), true, None),
-            );
-            return outcome;
+    if status == StatusCode::NOT_MODIFIED && !conditional {
+        if !rules::validates(&object.headers, outcome.response.headers()) {
+            return fetch(cache, req, key, None, None, Fwd::Stale).await;
         }
+        date_if_absent(outcome.response.headers_mut(), received);
+        // §4: successfully validated, so it answers this request whatever its freshness.
+        let fresh = cache.refresh(&object, outcome.response.headers(), received);
+        req.count(Counter::CacheStale);
+        let mut outcome = served(req.parts, &fresh, now, false);
+        mark(
+            &mut outcome.response,
+            fwd(Fwd::Stale, Some(304), true, None),
+        );
+        return outcome;
     }
     if status.is_server_error()
         && rules::stale_on_error(
@@ -361,6 +377,17 @@ async fn validate(
         received,
         Fwd::Stale,
     )
+}
+
+/// RFC 9110 §6.6.1: a response that came without `Date` gets the time it was received, before
+/// it is stored or forwarded (the age calculation of §4.2.3 starts there).
+fn date_if_absent(headers: &mut HeaderMap, received: Received) {
+    if !headers.contains_key(header::DATE) {
+        let date = httpdate::fmt_http_date(received.response_time);
+        if let Ok(value) = header::HeaderValue::from_str(&date) {
+            headers.insert(header::DATE, value);
+        }
+    }
 }
 
 /// RFC 5861: serve stale now, refresh once in the background (one per key: the coalescer).
@@ -430,19 +457,21 @@ fn served(
     }
 }
 
-/// The status and body a stored response gives this request, its fields adjusted.
+/// The status and body a stored response gives this request, its fields adjusted: 304 when
+/// the client's own `If-None-Match`/`If-Modified-Since` say it has the response
+/// (`rules::not_modified`, §4.3.2), else one range of a stored 200 (206, 416; `If-Range`
+/// respected), else the whole response.
 fn select(
     req: &http::request::Parts,
     object: &Object,
     headers: &mut HeaderMap,
 ) -> (StatusCode, Body) {
-    let full = (object.status, Body::full(object.body.clone()));
-    if object.status != StatusCode::OK {
-        return full;
+    if rules::not_modified(object.status, &object.headers, &req.headers) {
+        headers.remove(header::CONTENT_LENGTH);
+        return (StatusCode::NOT_MODIFIED, Body::Empty);
     }
-    let asks = |name| req.headers.contains_key(name);
-    let conditional = asks(header::IF_NONE_MATCH) || asks(header::IF_MODIFIED_SINCE);
-    if !conditional && !asks(header::RANGE) {
+    let full = (object.status, Body::full(object.body.clone()));
+    if object.status != StatusCode::OK || !req.headers.contains_key(header::RANGE) {
         return full;
     }
     let validators = Validators {
@@ -455,26 +484,6 @@ fn select(
             .and_then(|v| v.to_str().ok())
             .and_then(|v| httpdate::parse_http_date(v).ok()),
     };
-    if conditional {
-        let mut asked = HeaderMap::new();
-        for name in [header::IF_NONE_MATCH, header::IF_MODIFIED_SINCE] {
-            for value in req.headers.get_all(&name) {
-                asked.append(name.clone(), value.clone());
-            }
-        }
-        if conditional::evaluate(&req.method, &asked, &validators)
-            == conditional::Outcome::NotModified
-        {
-            let mut kept = conditional::not_modified_headers(headers);
-            for name in [header::AGE, CACHE_STATUS] {
-                if let Some(value) = headers.get(&name) {
-                    kept.insert(name, value.clone());
-                }
-            }
-            *headers = kept;
-            return (StatusCode::NOT_MODIFIED, Body::Empty);
-        }
-    }
     if !conditional::if_range_allows(&req.headers, &validators) {
         return full;
     }
@@ -604,9 +613,10 @@ impl http_body::Body for Tee {
                         this.copy.extend_from_slice(data);
                     }
                 }
-                // hyper stops polling a body of known length once it has it all, so the
-                // last frame may be the last call: store now when the body says it ended.
-                if this.inner.is_end_stream() {
+                // hyper stops polling a body of known length once it has it all, and any body
+                // after its trailers (always the last frame), so the last frame may be the
+                // last call: store now when the body says it ended.
+                if this.inner.is_end_stream() || frame.is_trailers() {
                     this.finish();
                 }
                 Poll::Ready(Some(Ok(frame)))

@@ -25,8 +25,9 @@ const HEURISTIC_FRACTION: u32 = 10;
 /// …and at most this long.
 const HEURISTIC_MAX: Duration = Duration::from_secs(24 * 3600);
 
-/// Hop-by-hop fields, never stored (§3.1; RFC 9110 §7.6.1).
-const HOP_BY_HOP: [&str; 8] = [
+/// Hop-by-hop fields, and those specific to the proxy that forwarded the request, never
+/// stored (§3.1; RFC 9110 §7.6.1).
+const HOP_BY_HOP: [&str; 9] = [
     "connection",
     "keep-alive",
     "proxy-connection",
@@ -34,7 +35,18 @@ const HOP_BY_HOP: [&str; 8] = [
     "transfer-encoding",
     "upgrade",
     "proxy-authenticate",
+    "proxy-authentication-info",
     "proxy-authorization",
+];
+
+/// Fields a 304 does not update: they describe the stored content itself (§3.2), which the
+/// 304 does not carry.
+const DESCRIBES_STORED_CONTENT: [&str; 5] = [
+    "content-length",
+    "content-encoding",
+    "content-range",
+    "content-md5",
+    "content-digest",
 ];
 
 /// Why a response is not stored (for `Cache-Status: …; detail=`).
@@ -76,13 +88,13 @@ pub fn storable(
         return Err(NotStorable::Method);
     }
     let rcc = CacheControl::parse(res);
-    let understood = understood_status(status);
-    // §3: a final response with a status the cache understands; 206 and 304 are not
-    // stored whole (no range assembly here).
+    // §3: a final status; 206 and 304 are not stored whole (no range assembly here); a status
+    // the cache does not understand only without must-understand (§5.2.2.3), and (below) with
+    // explicit freshness, as it is not heuristically cacheable.
     if status.is_informational()
         || status == StatusCode::PARTIAL_CONTENT
         || status == StatusCode::NOT_MODIFIED
-        || !understood
+        || (rcc.must_understand && !understood_status(status))
     {
         return Err(NotStorable::Status);
     }
@@ -204,11 +216,7 @@ pub fn current_age(res: &HeaderMap, received: Received, now: SystemTime) -> Dura
         .response_time
         .duration_since(date)
         .unwrap_or(Duration::ZERO);
-    let age_value = res
-        .get(header::AGE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| delta_seconds(v.split(',').next().unwrap_or("")))
-        .map_or(Duration::ZERO, Duration::from_secs);
+    let age_value = Duration::from_secs(age_value(res));
     let response_delay = received
         .response_time
         .duration_since(received.request_time)
@@ -218,6 +226,23 @@ pub fn current_age(res: &HeaderMap, received: Received, now: SystemTime) -> Dura
         .duration_since(received.response_time)
         .unwrap_or(Duration::ZERO);
     corrected_initial_age + resident_time
+}
+
+/// §4.2.3 `age_value`: the `Age` field, 0 when absent. `Age` is one delta-seconds (§5.1); any
+/// other value (`-1`, `1.5`, `abc`, `7200;x=1`, a list, a second line) leaves the age unknown,
+/// read as the largest delta-seconds, so the response is stale — the most restrictive reading,
+/// as for an invalid `max-age` (`control`).
+fn age_value(res: &HeaderMap) -> u64 {
+    let mut lines = res.get_all(header::AGE).iter();
+    match (lines.next(), lines.next()) {
+        (None, _) => 0,
+        (Some(line), None) => line
+            .to_str()
+            .ok()
+            .and_then(delta_seconds)
+            .unwrap_or(super::control::DELTA_MAX),
+        (Some(_), Some(_)) => super::control::DELTA_MAX,
+    }
 }
 
 /// What a shared cache may do with a stored response for a new request (§4).
@@ -338,11 +363,16 @@ pub fn validators(res: &HeaderMap) -> HeaderMap {
 }
 
 /// §4.3.4, §3.2: after a 304, the stored response takes the 304's fields, except those not
-/// stored (§3.1) and `Content-Length` (the 304 describes the stored body, it has none).
+/// stored (§3.1) and those that describe the stored content (`Content-Length`,
+/// `Content-Encoding`…: the 304 has none). The stored `Age` goes: the age now counts from the
+/// 304 (§4.2.3), whose own `Age`, if any, replaces it.
 pub fn merge_not_modified(stored: &mut HeaderMap, not_modified: &HeaderMap) {
     let mut fresh = not_modified.clone();
     strip_for_storage(&mut fresh);
-    fresh.remove(header::CONTENT_LENGTH);
+    for name in DESCRIBES_STORED_CONTENT {
+        fresh.remove(name);
+    }
+    stored.remove(header::AGE);
     let mut last: Option<HeaderName> = None;
     for (name, value) in fresh {
         match name {
@@ -359,14 +389,92 @@ pub fn merge_not_modified(stored: &mut HeaderMap, not_modified: &HeaderMap) {
     }
 }
 
-/// §4.3.3: a 304 validates the stored response when its strong validator matches, or, with
-/// no ETag on either side, when nothing contradicts it.
+/// §4.3.4: whether a 304 selects the stored response for update. A strong entity tag in the
+/// 304 must equal the stored strong one; a weak one must match by weak comparison (RFC 9110
+/// §8.8.3.2). Without an entity tag, a `Last-Modified` in the 304 must equal the stored one.
+/// A 304 with no validator at all answers the conditional request made for this very stored
+/// response (its only candidate), so it selects it — the reading of the public cache test
+/// suite, whose origin sends such 304s; only a validator that contradicts forbids the update.
 pub fn validates(stored: &HeaderMap, not_modified: &HeaderMap) -> bool {
-    match (stored.get(header::ETAG), not_modified.get(header::ETAG)) {
-        (Some(a), Some(b)) => a == b,
-        (None, Some(_)) => false,
-        _ => true,
+    let field = |h: &HeaderMap, name| {
+        h.get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .map(str::to_string)
+    };
+    let (stored_tag, new_tag) = (
+        field(stored, header::ETAG),
+        field(not_modified, header::ETAG),
+    );
+    let (stored_lm, new_lm) = (
+        field(stored, header::LAST_MODIFIED),
+        field(not_modified, header::LAST_MODIFIED),
+    );
+    match (stored_tag, new_tag, new_lm) {
+        (Some(old), Some(new), _) if new.starts_with("W/") => weak_match(&old, &new),
+        (Some(old), Some(new), _) => !old.starts_with("W/") && old == new,
+        (None, Some(_), _) => false,
+        (_, None, Some(lm)) => stored_lm.is_some_and(|old| old == lm),
+        (_, None, None) => true,
     }
+}
+
+/// RFC 9110 §8.8.3.2: weak comparison of two entity tags (the opaque tags are equal).
+fn weak_match(a: &str, b: &str) -> bool {
+    a.trim_start_matches("W/") == b.trim_start_matches("W/")
+}
+
+/// §4.3.2 and RFC 9110 §13.2.1: whether a request's own preconditions make the stored 2xx
+/// response `stored` a 304 for it. `If-None-Match` (weak comparison; `*` matches) decides
+/// when present; else `If-Modified-Since`, against `Last-Modified` or, without one, `Date`.
+/// `If-Match` and `If-Unmodified-Since` are not for a cache to evaluate.
+pub fn not_modified(status: StatusCode, stored: &HeaderMap, req: &HeaderMap) -> bool {
+    if !status.is_success() {
+        return false;
+    }
+    if req.contains_key(header::IF_NONE_MATCH) {
+        let Some(etag) = stored.get(header::ETAG).and_then(|v| v.to_str().ok()) else {
+            return false;
+        };
+        return req
+            .get_all(header::IF_NONE_MATCH)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(entity_tags)
+            .any(|tag| tag == "*" || weak_match(tag, etag.trim()));
+    }
+    let Some(since) = req
+        .get(header::IF_MODIFIED_SINCE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| httpdate::parse_http_date(v).ok())
+    else {
+        return false;
+    };
+    let modified = stored
+        .get(header::LAST_MODIFIED)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| httpdate::parse_http_date(v).ok())
+        .or_else(|| date_of(stored));
+    modified.is_some_and(|at| at <= since)
+}
+
+/// The members of an `If-None-Match` list; a comma inside quotes belongs to its tag.
+fn entity_tags(list: &str) -> Vec<&str> {
+    let mut tags = Vec::new();
+    let (mut start, mut quoted) = (0, false);
+    for (i, c) in list.char_indices() {
+        match c {
+            '"' => quoted = !quoted,
+            ',' if !quoted => {
+                tags.push(list[start..i].trim());
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    tags.push(list[start..].trim());
+    tags.retain(|t| !t.is_empty());
+    tags
 }
 
 /// §4.4: a non-error response to an unsafe method invalidates the target URI (and the
@@ -395,6 +503,7 @@ fn date_of(res: &HeaderMap) -> Option<SystemTime> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cache::control::DELTA_MAX;
     use crate::cache::test_headers as headers;
 
     fn at(secs: u64) -> SystemTime {
@@ -415,7 +524,7 @@ mod tests {
     }
 
     #[test]
-    fn only_final_understood_get_responses_are_stored() {
+    fn only_final_get_responses_are_stored() {
         let none = HeaderMap::new();
         let cacheable = headers(&[("cache-control", "max-age=60")]);
         assert_eq!(storable(&Method::GET, &none, OK, &cacheable), Ok(()));
@@ -423,7 +532,11 @@ mod tests {
             storable(&Method::POST, &none, OK, &cacheable),
             Err(NotStorable::Method)
         );
-        for status in [206, 304, 599] {
+        assert_eq!(
+            storable(&Method::HEAD, &none, OK, &cacheable),
+            Err(NotStorable::Method)
+        );
+        for status in [206, 304] {
             let status = StatusCode::from_u16(status).unwrap();
             assert_eq!(
                 storable(&Method::GET, &none, status, &cacheable),
@@ -431,6 +544,24 @@ mod tests {
                 "{status}"
             );
         }
+    }
+
+    #[test]
+    fn an_unknown_status_needs_explicit_freshness_and_no_must_understand() {
+        // §3: understanding the status is required only for 206, 304 and must-understand.
+        let none = HeaderMap::new();
+        let unknown = StatusCode::from_u16(599).unwrap();
+        let get = |cc: &[(&str, &str)]| storable(&Method::GET, &none, unknown, &headers(cc));
+        assert_eq!(get(&[("cache-control", "max-age=60")]), Ok(()));
+        assert_eq!(get(&[]), Err(NotStorable::NoFreshness));
+        assert_eq!(
+            get(&[("cache-control", "max-age=60, must-understand")]),
+            Err(NotStorable::Status)
+        );
+        assert_eq!(
+            get(&[("cache-control", "no-store, must-understand, max-age=60")]),
+            Err(NotStorable::Status)
+        );
     }
 
     #[test]
@@ -526,11 +657,31 @@ mod tests {
             current_age(&res, received(50), at(60)),
             Duration::from_secs(60)
         );
-        // An invalid Age is ignored; a Date in the future counts as zero.
-        let res = headers(&[("age", "ten"), ("date", &date(100))]);
+        // A Date in the future counts as zero.
+        let res = headers(&[("date", &date(100))]);
         assert_eq!(
             current_age(&res, received(50), at(60)),
             Duration::from_secs(10)
+        );
+    }
+
+    #[test]
+    fn an_age_that_is_not_one_delta_seconds_makes_the_response_stale() {
+        let age = |values: &[&str]| {
+            let pairs: Vec<(&str, &str)> = values.iter().map(|v| ("age", *v)).collect();
+            age_value(&headers(&pairs))
+        };
+        assert_eq!(age(&[]), 0);
+        assert_eq!(age(&["30"]), 30);
+        assert_eq!(age(&[" 30 "]), 30);
+        for invalid in ["ten", "-5", "1.5", "7200;x=1", "0, 7200", "3600,3600", ""] {
+            assert_eq!(age(&[invalid]), DELTA_MAX, "{invalid:?}");
+        }
+        assert_eq!(age(&["0", "0"]), DELTA_MAX);
+        let res = headers(&[("age", "abc"), ("cache-control", "max-age=3600")]);
+        assert_eq!(
+            reuse(OK, &res, received(0), &HeaderMap::new(), at(1)),
+            Reuse::Validate
         );
     }
 
@@ -632,6 +783,7 @@ mod tests {
             ("connection", "x-trace"),
             ("x-trace", "1"),
             ("keep-alive", "timeout=5"),
+            ("proxy-authentication-info", "nextnonce=\"n\""),
             ("set-cookie", "a=b"),
             ("x-user", "u"),
             (
@@ -671,9 +823,94 @@ mod tests {
         assert!(!stored.contains_key("connection"));
         let other = headers(&[("etag", "\"v2\"")]);
         assert!(!validates(&stored, &other));
+        // The fields that describe the stored content stay; the old Age goes.
+        let mut stored = headers(&[
+            ("content-encoding", "gzip"),
+            ("content-range", "bytes 0-4/5"),
+            ("age", "100"),
+        ]);
+        merge_not_modified(
+            &mut stored,
+            &headers(&[("content-encoding", "br"), ("content-range", "x")]),
+        );
+        assert_eq!(stored["content-encoding"], "gzip");
+        assert_eq!(stored["content-range"], "bytes 0-4/5");
+        assert!(!stored.contains_key("age"));
         let v = validators(&headers(&[("etag", "\"v1\""), ("last-modified", &date(0))]));
         assert_eq!(v["if-none-match"], "\"v1\"");
         assert_eq!(v["if-modified-since"], date(0).as_str());
+    }
+
+    #[test]
+    fn a_304_selects_the_stored_response_by_its_validators() {
+        let h = |pairs: &[(&str, &str)]| headers(pairs);
+        let strong = h(&[("etag", "\"a\"")]);
+        let weak = h(&[("etag", "W/\"a\"")]);
+        assert!(validates(&strong, &strong));
+        assert!(!validates(&strong, &h(&[("etag", "\"b\"")])));
+        // A strong tag in the 304 needs a strong stored tag; a weak one compares weakly.
+        assert!(!validates(&weak, &strong));
+        assert!(validates(&weak, &weak));
+        assert!(validates(&strong, &weak));
+        assert!(!validates(&h(&[]), &strong));
+        // Without an entity tag: Last-Modified must agree; no validator contradicts nothing.
+        let lm = h(&[("last-modified", &date(0))]);
+        assert!(validates(&lm, &lm));
+        assert!(!validates(&lm, &h(&[("last-modified", &date(1))])));
+        assert!(!validates(&strong, &lm));
+        assert!(validates(&strong, &h(&[])));
+        assert!(validates(&lm, &h(&[])));
+        assert!(validates(&h(&[]), &h(&[])));
+    }
+
+    #[test]
+    fn a_request_s_own_preconditions_turn_a_stored_2xx_into_a_304() {
+        let stored = headers(&[
+            ("etag", "W/\"a,1\""),
+            ("last-modified", &date(100)),
+            ("date", &date(200)),
+        ]);
+        let req = |name: &str, value: &str| headers(&[(name, value)]);
+        let inm = |v: &str| not_modified(OK, &stored, &req("if-none-match", v));
+        assert!(inm("\"a,1\""));
+        assert!(inm("\"x\", W/\"a,1\""));
+        assert!(inm("*"));
+        assert!(!inm("\"a\""));
+        let ims = |at: u64| not_modified(OK, &stored, &req("if-modified-since", &date(at)));
+        assert!(ims(100) && ims(150));
+        assert!(!ims(99));
+        // If-None-Match decides when present, whatever If-Modified-Since says.
+        let both = headers(&[
+            ("if-none-match", "\"b\""),
+            ("if-modified-since", &date(150)),
+        ]);
+        assert!(!not_modified(OK, &stored, &both));
+        // Without Last-Modified, the stored Date stands in.
+        let dated = headers(&[("date", &date(200))]);
+        assert!(not_modified(
+            OK,
+            &dated,
+            &req("if-modified-since", &date(200))
+        ));
+        assert!(!not_modified(
+            OK,
+            &dated,
+            &req("if-modified-since", &date(199))
+        ));
+        // Only a 2xx becomes a 304; no precondition, no 304.
+        assert!(!not_modified(
+            StatusCode::NOT_FOUND,
+            &stored,
+            &req("if-none-match", "*")
+        ));
+        assert!(!not_modified(OK, &stored, &HeaderMap::new()));
+        // If-Match and If-Unmodified-Since are the origin's to evaluate (§4.3.2).
+        assert!(!not_modified(OK, &stored, &req("if-match", "W/\"a,1\"")));
+        assert!(!not_modified(
+            OK,
+            &stored,
+            &req("if-unmodified-since", &date(150))
+        ));
     }
 
     #[test]

@@ -126,8 +126,9 @@ impl Cache {
         Ok(())
     }
 
-    /// After a 304 for a stored response: its fields updated (§4.3.4), stored again.
-    pub fn refresh(&self, stored: &Object, not_modified: &HeaderMap, received: Received) {
+    /// After a 304 for a stored response: its fields updated (§4.3.4), stored again; returns
+    /// the updated response, which answers the request that validated it (§4).
+    pub fn refresh(&self, stored: &Object, not_modified: &HeaderMap, received: Received) -> Object {
         let mut headers = stored.headers.clone();
         rules::merge_not_modified(&mut headers, not_modified);
         let object = Object {
@@ -136,7 +137,8 @@ impl Cache {
             ..stored.clone()
         };
         self.write_to_disk(&object);
-        self.memory.insert(object);
+        self.memory.insert(object.clone());
+        object
     }
 
     /// §4.4: after `method` answered `status`, the stored responses for `keys` (the target,

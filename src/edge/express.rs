@@ -492,7 +492,10 @@ async fn send_cached(gate: &mut Io, object: &crate::cache::memory::Object) -> io
     if !object.body.is_empty() && !object.headers.contains_key(http::header::CONTENT_TYPE) {
         head.extend_from_slice(b"content-type: application/octet-stream\r\n");
     }
-    if !object.headers.contains_key(http::header::CONTENT_LENGTH) {
+    // RFC 9110 §8.6: never in a 204.
+    if object.status != http::StatusCode::NO_CONTENT
+        && !object.headers.contains_key(http::header::CONTENT_LENGTH)
+    {
         head.extend_from_slice(format!("content-length: {}\r\n", object.body.len()).as_bytes());
     }
     let date = date::date_line();

@@ -18,6 +18,7 @@ mod acme;
 mod cache;
 mod cache_disk;
 mod cache_purge;
+mod cache_rfc;
 mod cache_stale;
 mod cli;
 mod config_errors;

@@ -80,7 +80,7 @@ pub async fn answer(cache: &Arc<Cache>, req: Request<'_>, body: Incoming) -> pro
                 keys.push(primary(req.scheme, req.host, &path));
             }
         }
-        cache.invalidate(method, status, &keys);
+        cache.invalidate(method, status, &keys).await;
         req.count(Counter::CacheBypass);
         mark(
             &mut outcome.response,

@@ -92,6 +92,7 @@ impl Settings {
             lock_timeout: self.lock_timeout,
             grace: self.grace,
             disk_writes: Default::default(),
+            family: Default::default(),
         }
     }
 

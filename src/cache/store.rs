@@ -37,6 +37,9 @@ const CACHE_TAG: HeaderName = HeaderName::from_static("cache-tag");
 /// Disk writes waiting on the blocking pool at most, per cache (one per worker process).
 pub const MAX_DISK_WRITES: usize = 64;
 
+/// How long an unsafe method's answer waits for its invalidation to reach every worker.
+pub const INVALIDATE_WAIT: Duration = Duration::from_secs(1);
+
 /// The cache's tiers and coalescer.
 pub struct Cache {
     pub memory: MemoryStore,
@@ -49,6 +52,9 @@ pub struct Cache {
     pub grace: Duration,
     /// Disk writes sent to the blocking pool and not done yet.
     pub disk_writes: Arc<AtomicUsize>,
+    /// How purges reach every process of the family (the master's ledger, or this process's
+    /// own with `--single-process`); set once the process knows its role.
+    pub family: std::sync::OnceLock<super::purge::Client>,
 }
 
 /// What the cache has for a request.
@@ -142,13 +148,21 @@ impl Cache {
     }
 
     /// §4.4: after `method` answered `status`, the stored responses for `keys` (the target,
-    /// and same-origin `Location`/`Content-Location`) are dropped.
-    pub fn invalidate(&self, method: &Method, status: StatusCode, keys: &[String]) {
+    /// and same-origin `Location`/`Content-Location`) are dropped here at once, and from every
+    /// other worker's memory tier through the family's purges (waited for up to
+    /// [`INVALIDATE_WAIT`], so that the client's next request, on any worker, misses).
+    pub async fn invalidate(&self, method: &Method, status: StatusCode, keys: &[String]) {
         if !rules::invalidates(method, status) {
             return;
         }
         for key in keys {
             self.purge(Matcher::Exact(key.clone()));
+        }
+        if let Some(family) = self.family.get() {
+            let purges = keys
+                .iter()
+                .map(|key| family.purge(Matcher::Exact(key.clone()), INVALIDATE_WAIT));
+            futures_util::future::join_all(purges).await;
         }
     }
 
@@ -309,6 +323,7 @@ mod tests {
             lock_timeout: Duration::from_secs(1),
             grace: Duration::ZERO,
             disk_writes: Arc::default(),
+            family: Default::default(),
         }
     }
 
@@ -384,9 +399,11 @@ mod tests {
             &Method::POST,
             StatusCode::INTERNAL_SERVER_ERROR,
             std::slice::from_ref(&key),
-        );
+        )
+        .await;
         assert!(matches!(c.lookup(&key, &none, at(1)).await, Lookup::Hit(_)));
-        c.invalidate(&Method::POST, StatusCode::OK, std::slice::from_ref(&key));
+        c.invalidate(&Method::POST, StatusCode::OK, std::slice::from_ref(&key))
+            .await;
         assert!(matches!(
             c.lookup(&key, &none, at(1)).await,
             Lookup::Miss(_)

@@ -297,7 +297,7 @@ fn route<'a>(ctx: &'a ConnCtx, parts: &http::request::Parts) -> Result<Routed<'a
     if let Some(dir) = &ctx.shared.acme_challenges {
         acme_challenge(dir, parts)?;
     }
-    if ctx.shared.purges.get().is_some() && purge::is_status(parts) {
+    if ctx.shared.purges().is_some() && purge::is_status(parts) {
         return Ok(Routed::PurgeStatus);
     }
     let Some(site) = ctx

@@ -43,7 +43,7 @@ pub async fn purge(ctx: &ConnCtx, parts: &http::request::Parts) -> Response<Body
     if !allowed(ctx) {
         return error_page::response(StatusCode::FORBIDDEN);
     }
-    let Some(client) = ctx.shared.purges.get() else {
+    let Some(client) = ctx.shared.purges() else {
         return error_page::response(StatusCode::SERVICE_UNAVAILABLE);
     };
     let matcher = match matcher(ctx, parts) {
@@ -59,7 +59,7 @@ pub async fn status(ctx: &ConnCtx, parts: &http::request::Parts) -> Response<Bod
     if !allowed(ctx) {
         return error_page::response(StatusCode::FORBIDDEN);
     }
-    let Some(client) = ctx.shared.purges.get() else {
+    let Some(client) = ctx.shared.purges() else {
         return error_page::response(StatusCode::NOT_FOUND);
     };
     let id = &parts.uri.path()[STATUS_PATH.len()..];

@@ -61,8 +61,6 @@ pub struct Shared {
     pub cache: Option<Arc<crate::cache::store::Cache>>,
     /// Who may `PURGE` (`[cache] purge_allow`).
     pub purge_allow: Vec<ipnet::IpNet>,
-    /// How purges reach the process that keeps them (set once the worker knows its role).
-    pub purges: std::sync::OnceLock<crate::cache::purge::Client>,
     /// The upstreams `proxy` routes forward to: pools, health state, kept-alive connections.
     pub backends: crate::proxy::Backends,
 }
@@ -88,6 +86,11 @@ impl Shared {
     /// stop. (A polite drain ends them after a response marked `Connection: close`.)
     pub fn closing_idle(&self) -> bool {
         self.drain.is_cancelled() && !self.polite.load(Ordering::Relaxed)
+    }
+
+    /// How purges reach the process that keeps them, when there is a cache.
+    pub fn purges(&self) -> Option<&crate::cache::purge::Client> {
+        self.cache.as_ref()?.family.get()
     }
 
     /// Turns a polite drain into a fast one: idle connections close at the next check.
@@ -179,7 +182,6 @@ impl Server {
                 .as_ref()
                 .map(|c| c.purge_allow.clone())
                 .unwrap_or_default(),
-            purges: std::sync::OnceLock::new(),
             backends: crate::proxy::Backends::new(&settings.upstreams),
         });
         Server {

@@ -111,8 +111,8 @@ async fn serve(
                 .cache
                 .as_ref()
                 .map(|cache| crate::cache::purge::serve_local(cache.clone()));
-            if let Some(purges) = &purges {
-                let _ = server.shared().purges.set(purges.clone());
+            if let (Some(purges), Some(cache)) = (&purges, &server.shared().cache) {
+                let _ = cache.family.set(purges.clone());
             }
             for (index, addr) in addrs.iter().enumerate() {
                 let kind = match config.edge.tls.get(index) {
@@ -149,8 +149,8 @@ async fn serve(
             let cache = server.shared().cache.clone();
             match listen_to_master(control, commands_tx.clone(), cache).await {
                 Ok(purges) => {
-                    if server.shared().cache.is_some() {
-                        let _ = server.shared().purges.set(purges);
+                    if let Some(cache) = &server.shared().cache {
+                        let _ = cache.family.set(purges);
                     }
                 }
                 Err(e) => {

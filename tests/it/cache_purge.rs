@@ -509,3 +509,25 @@ async fn a_purge_reaches_the_disk_tier() {
     );
     assert_eq!(origin.hits(), hits + 1);
 }
+
+// RFC 9111 §4.4 with several workers: an unsafe method's success invalidates the target in
+// every worker's memory tier before its answer is sent, not only in the worker that forwarded
+// it.
+#[tokio::test]
+async fn an_unsafe_method_invalidates_in_every_worker() {
+    let origin = origin().await;
+    let server = Server::start(WorkDir::new(), &config(&origin, ""));
+    let addr = server.addr();
+    warm(addr, "/doc").await;
+    let before = origin.hits();
+    let post = exchange(
+        addr,
+        "POST /doc HTTP/1.1\r\nHost: c.test\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    post.assert_status(200);
+    for body in bodies(addr, "/doc", 10).await {
+        let n: usize = body.rsplit(' ').next().unwrap().parse().unwrap();
+        assert!(n > before, "a worker served the invalidated body: {body}");
+    }
+}

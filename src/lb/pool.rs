@@ -59,7 +59,13 @@ pub struct Lease {
 const LATENCY_ALPHA: f64 = 0.2;
 
 impl Pool {
-    pub fn new(settings: Settings) -> Self {
+    pub fn new(mut settings: Settings) -> Self {
+        // As nginx: the only member of a pool is never ejected by passive checks. Ejecting it
+        // would turn a few failed requests into 503s for every request until the period ends
+        // (active checks, when configured, still judge it).
+        if settings.members.len() == 1 {
+            settings.passive.max_fails = 0;
+        }
         let policy = policy::build(&settings.policy, &settings.members);
         let reads_request =
             settings.sticky_cookie.is_some() || matches!(settings.policy, super::Policy::Hash(_));
@@ -290,6 +296,21 @@ mod tests {
             builder = builder.header("cookie", cookie);
         }
         builder.body(()).unwrap().into_parts().0
+    }
+
+    #[test]
+    fn the_only_member_is_never_ejected_passively() {
+        let alone = Arc::new(Pool::new(Settings::new(
+            "alone",
+            vec!["10.0.0.1:80".parse().unwrap()],
+        )));
+        for _ in 0..10 {
+            assert!(!alone.lease(0).failed());
+        }
+        assert!(alone.is_available(0));
+        let two = pool(Policy::RoundRobin, None);
+        let ejected = (0..10).any(|_| two.lease(0).failed());
+        assert!(ejected, "with two members, failures still eject");
     }
 
     #[test]

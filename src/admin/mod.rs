@@ -121,6 +121,7 @@ pub type Answer = Response<Bytes>;
 async fn answer(req: Request<Incoming>, calls: &mpsc::UnboundedSender<Call>) -> Answer {
     let path = req.uri().path();
     let method = req.method();
+    let get = method == Method::GET || method == Method::HEAD;
     let client = purge::Client::new_mapped(calls.clone(), Call::Purge);
     match path {
         "/cache/purge" if method == Method::POST => {
@@ -130,14 +131,14 @@ async fn answer(req: Request<Incoming>, calls: &mpsc::UnboundedSender<Call>) -> 
                 Err(why) => text(StatusCode::BAD_REQUEST, &format!("{why}\n")),
             }
         }
-        "/cache/purges" if method == Method::GET => match client.list().await {
+        "/cache/purges" if get => match client.list().await {
             Some(list) => json(
                 StatusCode::OK,
                 serde_json::to_string(&list).unwrap_or_default(),
             ),
             None => unavailable(),
         },
-        "/status" if method == Method::GET => {
+        "/status" if get => {
             let (reply, status) = oneshot::channel();
             if calls.send(Call::Status(reply)).is_err() {
                 return unavailable();
@@ -147,7 +148,7 @@ async fn answer(req: Request<Incoming>, calls: &mpsc::UnboundedSender<Call>) -> 
                 _ => unavailable(),
             }
         }
-        _ if path.starts_with("/cache/purges/") && method == Method::GET => {
+        _ if path.starts_with("/cache/purges/") && get => {
             status_answer(&client, &path["/cache/purges/".len()..]).await
         }
         "/cache/purge" | "/cache/purges" | "/status" => {

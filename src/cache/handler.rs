@@ -278,6 +278,7 @@ fn keep(
                 received,
                 filler,
             };
+            store::hide_tags(&mut parts.headers);
             parts.headers.insert(
                 CACHE_STATUS,
                 fwd(why, Some(status.as_u16()), true, None).header_value(),
@@ -294,6 +295,7 @@ fn keep(
             if let Some(filler) = filler {
                 filler.finish(Outcome::NotStorable);
             }
+            store::hide_tags(&mut parts.headers);
             parts.headers.insert(
                 CACHE_STATUS,
                 fwd(why, Some(status.as_u16()), false, Some(reason.as_str())).header_value(),

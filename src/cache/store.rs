@@ -114,8 +114,7 @@ impl Cache {
         rules::storable(&Method::GET, req, status, res)?;
         let mut headers = res.clone();
         let tags = tags(&headers);
-        headers.remove(SURROGATE_KEY);
-        headers.remove(CACHE_TAG);
+        hide_tags(&mut headers);
         rules::strip_for_storage(&mut headers);
         let object = Object {
             key: key.to_string(),
@@ -261,6 +260,13 @@ pub fn ttl(object: &Object, now: SystemTime) -> i64 {
 /// Whether the request said `only-if-cached` (§5.2.1.7): a miss is then a 504.
 pub fn only_if_cached(req: &HeaderMap) -> bool {
     CacheControl::parse(req).only_if_cached
+}
+
+/// Removes the surrogate keys from fields a client gets or a hit will serve: they are for
+/// purges, not for the world (as CDNs do).
+pub fn hide_tags(headers: &mut HeaderMap) {
+    headers.remove(SURROGATE_KEY);
+    headers.remove(CACHE_TAG);
 }
 
 /// The surrogate keys of a response.

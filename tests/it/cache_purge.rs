@@ -532,3 +532,31 @@ async fn an_unsafe_method_invalidates_in_every_worker() {
         assert!(n > before, "a worker served the invalidated body: {body}");
     }
 }
+
+// With `single_process = true` the one process keeps its own purge ledger and answers the
+// admin API itself.
+#[tokio::test]
+async fn a_single_process_keeps_its_own_ledger() {
+    let origin = origin().await;
+    let text = config(&origin, "").replace("workers = 2", "single_process = true");
+    let server = Server::start(WorkDir::new(), &text);
+    let addr = server.addr();
+    warm_in(addr, "/tagged/s", 1).await;
+    warm_in(addr, "/single", 1).await;
+    let res = purge(addr, "/single", "").await;
+    res.assert_status(200);
+    assert!(res.text().contains("\"participants\":1"), "{}", res.text());
+    let res = purge(addr, "/", "Surrogate-Key: product-7\r\n").await;
+    res.assert_status(202);
+    until_done(addr, res.header("location").unwrap()).await;
+    let hits = origin.hits();
+    get(addr, "/tagged/s", "").await;
+    get(addr, "/single", "").await;
+    assert_eq!(origin.hits(), hits + 2, "both purged");
+    let admin = admin_addr(&server);
+    let status = get(admin, "/status", "").await;
+    status.assert_status(200);
+    assert!(status.text().contains("cache: hit "), "{}", status.text());
+    let list = get(admin, "/cache/purges", "").await;
+    assert!(list.text().contains("\"kind\":\"tag\""), "{}", list.text());
+}

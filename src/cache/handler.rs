@@ -23,7 +23,7 @@ use super::rules::{self, Received};
 use super::status::{CacheStatus, Fwd};
 use super::store::{self, Cache, Lookup};
 use super::unkeyed;
-use crate::http::conditional::{self, EntityTag, Validators};
+use crate::http::conditional::{self, Validators};
 use crate::http::range::{self, Ranges};
 use crate::http::{Body, error_page};
 use crate::proxy::{self, Backend, Downstream};
@@ -476,17 +476,7 @@ fn select(
     if object.status != StatusCode::OK || !req.headers.contains_key(header::RANGE) {
         return full;
     }
-    let validators = Validators {
-        etag: headers
-            .get(header::ETAG)
-            .and_then(|v| v.to_str().ok())
-            .and_then(EntityTag::parse),
-        last_modified: headers
-            .get(header::LAST_MODIFIED)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| httpdate::parse_http_date(v).ok()),
-    };
-    if !conditional::if_range_allows(&req.headers, &validators) {
+    if !conditional::if_range_allows(&req.headers, &Validators::of(headers)) {
         return full;
     }
     let length = object.body.len() as u64;

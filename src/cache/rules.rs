@@ -15,6 +15,7 @@ use http::header::{self, HeaderMap, HeaderName};
 use http::{Method, StatusCode};
 
 use super::control::{CacheControl, Qualified, delta_seconds};
+use crate::http::conditional::{self, Validators};
 
 /// Statuses a cache may store without explicit freshness (RFC 9110 §15.1: heuristically
 /// cacheable).
@@ -432,49 +433,9 @@ pub fn not_modified(status: StatusCode, stored: &HeaderMap, req: &HeaderMap) -> 
     if !status.is_success() {
         return false;
     }
-    if req.contains_key(header::IF_NONE_MATCH) {
-        let Some(etag) = stored.get(header::ETAG).and_then(|v| v.to_str().ok()) else {
-            return false;
-        };
-        return req
-            .get_all(header::IF_NONE_MATCH)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(entity_tags)
-            .any(|tag| tag == "*" || weak_match(tag, etag.trim()));
-    }
-    let Some(since) = req
-        .get(header::IF_MODIFIED_SINCE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| httpdate::parse_http_date(v).ok())
-    else {
-        return false;
-    };
-    let modified = stored
-        .get(header::LAST_MODIFIED)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| httpdate::parse_http_date(v).ok())
-        .or_else(|| date_of(stored));
-    modified.is_some_and(|at| at <= since)
-}
-
-/// The members of an `If-None-Match` list; a comma inside quotes belongs to its tag.
-fn entity_tags(list: &str) -> Vec<&str> {
-    let mut tags = Vec::new();
-    let (mut start, mut quoted) = (0, false);
-    for (i, c) in list.char_indices() {
-        match c {
-            '"' => quoted = !quoted,
-            ',' if !quoted => {
-                tags.push(list[start..i].trim());
-                start = i + 1;
-            }
-            _ => {}
-        }
-    }
-    tags.push(list[start..].trim());
-    tags.retain(|t| !t.is_empty());
-    tags
+    let mut validators = Validators::of(stored);
+    validators.last_modified = validators.last_modified.or_else(|| date_of(stored));
+    conditional::not_modified(req, &validators)
 }
 
 /// §4.4: a non-error response to an unsafe method invalidates the target URI (and the

@@ -1,7 +1,8 @@
 //! Conditional requests (RFC 9110 §13): entity tags, their comparison, and the evaluation of
 //! `If-Match`, `If-Unmodified-Since`, `If-None-Match`, `If-Modified-Since` and `If-Range`.
 //!
-//! Called by `files::serve` (and later by the cache) once the selected representation's
+//! Called by `files::serve` and the cache (`cache::rules::not_modified`, ranges of stored
+//! responses) once the selected representation's
 //! validators are known, before any body is read. Pure functions over a `HeaderMap` and
 //! [`Validators`]; they never build a response body. Dates are compared at one-second
 //! resolution, the resolution of an HTTP-date (RFC 9110 §5.6.7).
@@ -82,6 +83,22 @@ pub struct Validators {
     pub last_modified: Option<SystemTime>,
 }
 
+impl Validators {
+    /// The validators a stored response's fields carry: `ETag` and `Last-Modified`.
+    pub fn of(fields: &HeaderMap) -> Validators {
+        Validators {
+            etag: fields
+                .get(header::ETAG)
+                .and_then(|v| v.to_str().ok())
+                .and_then(EntityTag::parse),
+            last_modified: fields
+                .get(header::LAST_MODIFIED)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| httpdate::parse_http_date(v.trim()).ok()),
+        }
+    }
+}
+
 /// What the preconditions of a request say to do (RFC 9110 §13.2.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -122,31 +139,50 @@ pub fn evaluate(method: &Method, headers: &HeaderMap, validators: &Validators) -
         }
     }
 
-    // Step 3: If-None-Match, weak comparison (§13.1.2).
-    if let Some(list) = tag_list(headers, header::IF_NONE_MATCH) {
-        let matched = match list {
-            Condition::Any => true,
-            Condition::Tags(tags) => validators
-                .etag
-                .as_ref()
-                .is_some_and(|etag| tags.iter().any(|t| t.weak_eq(etag))),
-        };
-        if matched {
-            return if get_or_head {
-                Outcome::NotModified
-            } else {
-                Outcome::PreconditionFailed
-            };
+    // Steps 3 and 4: If-None-Match, else If-Modified-Since (GET and HEAD only).
+    match none_match(headers, validators) {
+        Some(true) if get_or_head => Outcome::NotModified,
+        Some(true) => Outcome::PreconditionFailed,
+        Some(false) => Outcome::Proceed,
+        None if get_or_head && modified_since_not_after(headers, validators) => {
+            Outcome::NotModified
         }
-    } else if get_or_head && let Some(since) = date(headers, header::IF_MODIFIED_SINCE) {
-        // Step 4: If-Modified-Since, only without If-None-Match and for GET/HEAD (§13.1.3).
-        if let Some(modified) = validators.last_modified
-            && seconds(modified) <= seconds(since)
-        {
-            return Outcome::NotModified;
-        }
+        None => Outcome::Proceed,
     }
-    Outcome::Proceed
+}
+
+/// Steps 3 and 4 of RFC 9110 §13.2.2 for a GET or HEAD: whether `If-None-Match` (weak
+/// comparison) or, without it, `If-Modified-Since` says the client's copy is current. What a
+/// cache evaluates for a stored response (RFC 9111 §4.3.2), leaving `If-Match` and
+/// `If-Unmodified-Since` to the origin.
+pub fn not_modified(headers: &HeaderMap, validators: &Validators) -> bool {
+    match none_match(headers, validators) {
+        Some(matched) => matched,
+        None => modified_since_not_after(headers, validators),
+    }
+}
+
+/// Step 3: `None` without `If-None-Match`, else whether it matches (§13.1.2).
+fn none_match(headers: &HeaderMap, validators: &Validators) -> Option<bool> {
+    Some(match tag_list(headers, header::IF_NONE_MATCH)? {
+        Condition::Any => true,
+        Condition::Tags(tags) => validators
+            .etag
+            .as_ref()
+            .is_some_and(|etag| tags.iter().any(|t| t.weak_eq(etag))),
+    })
+}
+
+/// Step 4's condition: `If-Modified-Since` is valid and not before the last modification
+/// (§13.1.3).
+fn modified_since_not_after(headers: &HeaderMap, validators: &Validators) -> bool {
+    match (
+        date(headers, header::IF_MODIFIED_SINCE),
+        validators.last_modified,
+    ) {
+        (Some(since), Some(modified)) => seconds(modified) <= seconds(since),
+        _ => false,
+    }
 }
 
 /// Whether `If-Range` lets the `Range` header apply (RFC 9110 §13.1.5): true without

@@ -29,7 +29,7 @@ pub(super) fn cache(
         settings.grace = grace;
     }
     if let Some(allow) = &table.purge_allow {
-        settings.purge_allow = networks(cx, allow);
+        settings.purge_allow = super::upstream::networks(cx, allow);
     }
     let path = disk_path(cx, table.disk_path.as_ref());
     settings.disk =
@@ -81,47 +81,4 @@ fn disk_path(
         }
         _ => Some(path),
     }
-}
-
-/// A list of addresses and CIDR ranges, each mistake reported at its place.
-pub(super) fn networks(cx: &mut Context<'_>, list: &[Spanned<String>]) -> Vec<ipnet::IpNet> {
-    let mut nets = Vec::new();
-    for entry in list {
-        match super::upstream::network(entry.get_ref()) {
-            Some(net) => nets.push(net),
-            None => cx.error_with_hint(
-                entry.span(),
-                format!("`{}` is not an address or CIDR range", entry.get_ref()),
-                "write \"127.0.0.1\", \"10.0.0.0/8\" or \"::1\"",
-            ),
-        }
-    }
-    nets
-}
-
-/// Resolves `[admin]`.
-pub(super) fn admin(
-    cx: &mut Context<'_>,
-    raw: Option<&Spanned<schema::Admin>>,
-) -> Option<crate::admin::Settings> {
-    let table = raw?.get_ref();
-    let listen = match table.listen.get_ref().trim().parse() {
-        Ok(addr) => Some(addr),
-        Err(_) => {
-            cx.error_with_hint(
-                table.listen.span(),
-                format!("`{}` is not an address and port", table.listen.get_ref()),
-                "write listen = \"127.0.0.1:9901\"",
-            );
-            None
-        }
-    };
-    let allow = match &table.allow {
-        Some(list) => networks(cx, list),
-        None => crate::admin::loopback(),
-    };
-    Some(crate::admin::Settings {
-        listen: listen?,
-        allow,
-    })
 }

@@ -64,7 +64,8 @@ pub(super) fn limits(cx: &mut Context<'_>, raw: &schema::Limits) -> edge::Limits
     limits
 }
 
-fn override_with<T>(field: &mut T, value: Option<T>) {
+/// Sets `field` to `value` when there is one.
+pub(super) fn override_with<T>(field: &mut T, value: Option<T>) {
     if let Some(value) = value {
         *field = value;
     }

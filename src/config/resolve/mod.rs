@@ -15,6 +15,7 @@
 //! here rather than a failure at the first request.
 
 mod acme;
+mod admin;
 mod cache;
 mod limits;
 mod route;
@@ -47,7 +48,7 @@ pub fn resolve(raw: &schema::Config, origin: Origin<'_>) -> Result<Config, Diagn
         .flat_map(|s| &s.routes)
         .any(|r| matches!(&r.handler, edge::Handler::Proxy(p) if p.cache));
     let cache = cache::cache(&mut cx, raw.cache.as_ref(), uses_cache);
-    let admin = cache::admin(&mut cx, raw.admin.as_ref());
+    let admin = admin::admin(&mut cx, raw.admin.as_ref());
     let config = Config {
         edge: edge::Settings {
             listeners: listeners.addrs,

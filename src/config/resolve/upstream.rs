@@ -13,7 +13,7 @@ use http::{HeaderName, HeaderValue, StatusCode};
 use ipnet::IpNet;
 use toml::Spanned;
 
-use super::limits::{count, duration};
+use super::limits::{count, duration, override_with};
 use super::{Context, Problem};
 use crate::config::schema;
 use crate::lb;
@@ -402,17 +402,7 @@ pub(super) fn proxy(cx: &mut Context<'_>, raw: &Spanned<schema::Proxy>) -> Optio
             },
         },
     };
-    let mut trusted = Vec::new();
-    for entry in table.trusted_proxies.iter().flatten() {
-        match network(entry.get_ref()) {
-            Some(net) => trusted.push(net),
-            None => cx.error_with_hint(
-                entry.span(),
-                format!("`{}` is not an address or CIDR range", entry.get_ref()),
-                "write \"10.0.0.0/8\", \"192.0.2.1\" or \"2001:db8::/32\"",
-            ),
-        }
-    }
+    let trusted = networks(cx, table.trusted_proxies.as_deref().unwrap_or_default());
     Some(proxy::Settings {
         upstream: upstream?,
         host: host?,
@@ -423,7 +413,23 @@ pub(super) fn proxy(cx: &mut Context<'_>, raw: &Spanned<schema::Proxy>) -> Optio
 }
 
 /// `10.0.0.0/8`, `192.0.2.1` (a /32), `2001:db8::/32`, `::1`.
-pub(super) fn network(text: &str) -> Option<IpNet> {
+/// A list of addresses and CIDR ranges, each mistake reported at its place.
+pub(super) fn networks(cx: &mut Context<'_>, list: &[Spanned<String>]) -> Vec<IpNet> {
+    let mut nets = Vec::new();
+    for entry in list {
+        match network(entry.get_ref()) {
+            Some(net) => nets.push(net),
+            None => cx.error_with_hint(
+                entry.span(),
+                format!("`{}` is not an address or CIDR range", entry.get_ref()),
+                "write \"10.0.0.0/8\", \"192.0.2.1\" or \"2001:db8::/32\"",
+            ),
+        }
+    }
+    nets
+}
+
+fn network(text: &str) -> Option<IpNet> {
     let text = text.trim();
     text.parse::<IpNet>()
         .ok()
@@ -548,12 +554,6 @@ fn whole(
             );
             None
         }
-    }
-}
-
-fn override_with<T>(field: &mut T, value: Option<T>) {
-    if let Some(value) = value {
-        *field = value;
     }
 }
 

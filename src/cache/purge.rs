@@ -234,16 +234,13 @@ const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Client {
     pub fn new(calls: mpsc::UnboundedSender<Call>) -> Client {
-        Client::new_mapped(calls, |call| call)
+        Client::from_fn(move |call| calls.send(call).is_ok())
     }
 
-    /// A client whose calls travel on a channel of `T`, each wrapped by `wrap`.
-    pub fn new_mapped<T: Send + 'static>(
-        calls: mpsc::UnboundedSender<T>,
-        wrap: fn(Call) -> T,
-    ) -> Client {
+    /// A client whose calls go to `send` (false: the keeper is gone).
+    pub fn from_fn(send: impl Fn(Call) -> bool + Send + Sync + 'static) -> Client {
         Client {
-            send: Arc::new(move |call| calls.send(wrap(call)).is_ok()),
+            send: Arc::new(send),
         }
     }
 

@@ -67,7 +67,7 @@ pub async fn status(ctx: &ConnCtx, parts: &http::request::Parts) -> Response<Bod
 }
 
 fn allowed(ctx: &ConnCtx) -> bool {
-    admin::allowed(&ctx.shared.purge_allow, ctx.peer.ip())
+    crate::net::in_networks(&ctx.shared.purge_allow, ctx.peer.ip())
 }
 
 /// What a `PURGE` request names.

@@ -237,32 +237,21 @@ impl Master {
             disk_trim: None,
             launch,
         };
+        // Opened again with each configuration (`restart_disk_trim`); here too, so that a purge
+        // before the first generation is ready reaches the disk.
         master.disk = master.open_disk();
         if let Some(admin) = &config.admin {
-            match TcpListener::bind(admin.listen) {
-                Ok(listener) => {
-                    master.admin = Some(listener.local_addr().unwrap_or(admin.listen));
-                    crate::admin::serve(listener, admin.allow.clone(), {
-                        let (calls_tx, mut calls) = mpsc::unbounded_channel();
-                        let events = master.events_tx.clone();
-                        tokio::spawn(async move {
-                            while let Some(call) = calls.recv().await {
-                                if events.send(Event::Admin(call)).is_err() {
-                                    return;
-                                }
-                            }
-                        });
-                        calls_tx
-                    });
-                }
-                Err(e) => {
-                    eprintln!(
-                        "error: cannot listen on {} for the admin API: {e}",
-                        admin.listen
-                    );
-                    return Err(exit::FAILURE);
-                }
-            }
+            let (listener, addr) = crate::admin::bind(admin).map_err(|e| {
+                eprintln!("error: {e}");
+                exit::FAILURE
+            })?;
+            master.admin = Some(addr);
+            let events = master.events_tx.clone();
+            crate::admin::serve(
+                listener,
+                admin.allow.clone(),
+                Arc::new(move |call| events.send(Event::Admin(call)).is_ok()),
+            );
         }
         master.ctl_path = ctl::serve(
             &master.launch.data_dir,

@@ -122,26 +122,20 @@ async fn serve(
                 println!("listening kind={kind} addr={addr}");
             }
             if let Some(admin) = &config.admin {
-                match std::net::TcpListener::bind(admin.listen) {
-                    Ok(listener) => {
-                        println!(
-                            "listening kind=admin addr={}",
-                            local(&listener, admin.listen)
-                        );
-                        crate::admin::serve(
-                            listener,
-                            admin.allow.clone(),
-                            single_admin(purges, server.shared().counters.clone()),
-                        );
-                    }
+                let (listener, addr) = match crate::admin::bind(admin) {
+                    Ok(bound) => bound,
                     Err(e) => {
-                        eprintln!(
-                            "error: cannot listen on {} for the admin API: {e}",
-                            admin.listen
-                        );
+                        eprintln!("error: {e}");
                         return exit::code(exit::FAILURE);
                     }
-                }
+                };
+                println!("listening kind=admin addr={addr}");
+                let counters = server.shared().counters.clone();
+                crate::admin::serve(
+                    listener,
+                    admin.allow.clone(),
+                    single_admin(purges, counters),
+                );
             }
             println!("ready pid={}", std::process::id());
         }
@@ -331,50 +325,41 @@ impl Asks {
 
     /// A purge client whose calls become questions to the master.
     fn client(self, outbox: mpsc::UnboundedSender<String>) -> crate::cache::purge::Client {
-        use crate::cache::purge::{Call, Status, encode};
-        let (calls_tx, mut calls) = mpsc::unbounded_channel::<Call>();
-        tokio::spawn(async move {
-            while let Some(call) = calls.recv().await {
-                match call {
-                    Call::Purge {
-                        matcher,
-                        wait,
-                        reply,
-                    } => {
-                        let Some(line) = encode(&matcher) else {
-                            continue;
-                        };
-                        let answer =
-                            self.ask(&outbox, &format!("purge {} {line}", wait.as_millis()));
-                        tokio::spawn(async move {
-                            if let Ok(Ok(status)) =
-                                answer.await.map(|t| serde_json::from_str::<Status>(&t))
-                            {
-                                let _ = reply.send(status);
-                            }
-                        });
-                    }
-                    Call::Status { id, reply } => {
-                        let answer = self.ask(&outbox, &format!("status {id}"));
-                        tokio::spawn(async move {
-                            if let Ok(Ok(status)) = answer.await.map(|t| serde_json::from_str(&t)) {
-                                let _ = reply.send(status);
-                            }
-                        });
-                    }
-                    Call::List { reply } => {
-                        let answer = self.ask(&outbox, "list");
-                        tokio::spawn(async move {
-                            if let Ok(Ok(list)) = answer.await.map(|t| serde_json::from_str(&t)) {
-                                let _ = reply.send(list);
-                            }
-                        });
+        use crate::cache::purge::{Call, encode};
+        crate::cache::purge::Client::from_fn(move |call| {
+            match call {
+                Call::Purge {
+                    matcher,
+                    wait,
+                    reply,
+                } => {
+                    // A matcher the wire cannot carry drops `reply`: the caller hears nothing.
+                    if let Some(line) = encode(&matcher) {
+                        let question = format!("purge {} {line}", wait.as_millis());
+                        relay(self.ask(&outbox, &question), reply);
                     }
                 }
+                Call::Status { id, reply } => {
+                    relay(self.ask(&outbox, &format!("status {id}")), reply)
+                }
+                Call::List { reply } => relay(self.ask(&outbox, "list"), reply),
             }
-        });
-        crate::cache::purge::Client::new(calls_tx)
+            true
+        })
     }
+}
+
+/// Sends `reply` the master's JSON `answer`, read as a `T`, when it comes (nothing if it
+/// does not, or does not read).
+fn relay<T: serde::de::DeserializeOwned + Send + 'static>(
+    answer: oneshot::Receiver<String>,
+    reply: oneshot::Sender<T>,
+) {
+    tokio::spawn(async move {
+        if let Ok(Ok(value)) = answer.await.map(|text| serde_json::from_str(&text)) {
+            let _ = reply.send(value);
+        }
+    });
 }
 
 /// The admin API's calls in a single process: purges go to its own ledger, the status is its
@@ -382,34 +367,23 @@ impl Asks {
 fn single_admin(
     purges: Option<crate::cache::purge::Client>,
     counters: Option<Counters>,
-) -> mpsc::UnboundedSender<crate::admin::Call> {
-    let (calls_tx, mut calls) = mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        while let Some(call) = calls.recv().await {
-            match call {
-                crate::admin::Call::Purge(call) => match &purges {
-                    Some(purges) => purges.forward(call),
-                    None => drop(call),
-                },
-                crate::admin::Call::Status(reply) => {
-                    let mut text = format!("ok\nsingle process: pid {}\n", std::process::id());
-                    if let Some(counters) = &counters {
-                        text.push_str(&counters.totals().to_string());
-                    }
-                    let _ = reply.send(text);
+) -> crate::admin::Send {
+    Arc::new(move |call| {
+        match call {
+            crate::admin::Call::Purge(call) => match &purges {
+                Some(purges) => purges.forward(call),
+                None => drop(call),
+            },
+            crate::admin::Call::Status(reply) => {
+                let mut text = format!("ok\nsingle process: pid {}\n", std::process::id());
+                if let Some(counters) = &counters {
+                    text.push_str(&counters.totals().to_string());
                 }
+                let _ = reply.send(text);
             }
         }
-    });
-    calls_tx
-}
-
-/// The address a listener is bound to (the kernel's choice for port 0).
-fn local(
-    listener: &std::net::TcpListener,
-    configured: std::net::SocketAddr,
-) -> std::net::SocketAddr {
-    listener.local_addr().unwrap_or(configured)
+        true
+    })
 }
 
 /// Returns memory to the OS after waves of connections went idle (`process::memory`).

@@ -97,11 +97,7 @@ pub struct TrustedProxies(pub Vec<IpNet>);
 
 impl TrustedProxies {
     pub fn contains(&self, ip: IpAddr) -> bool {
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-            v4 => v4,
-        };
-        self.0.iter().any(|net| net.contains(&ip))
+        crate::net::in_networks(&self.0, ip)
     }
 }
 

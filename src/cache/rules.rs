@@ -26,20 +26,6 @@ const HEURISTIC_FRACTION: u32 = 10;
 /// …and at most this long.
 const HEURISTIC_MAX: Duration = Duration::from_secs(24 * 3600);
 
-/// Hop-by-hop fields, and those specific to the proxy that forwarded the request, never
-/// stored (§3.1; RFC 9110 §7.6.1).
-const HOP_BY_HOP: [&str; 9] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "transfer-encoding",
-    "upgrade",
-    "proxy-authenticate",
-    "proxy-authentication-info",
-    "proxy-authorization",
-];
-
 /// Fields a 304 does not update: they describe the stored content itself (§3.2), which the
 /// 304 does not carry.
 const DESCRIBES_STORED_CONTENT: [&str; 5] = [
@@ -142,17 +128,10 @@ fn understood_status(status: StatusCode) -> bool {
 /// without validation, so never stored) are removed.
 pub fn strip_for_storage(res: &mut HeaderMap) {
     let rcc = CacheControl::parse(res);
-    let mut drop: Vec<HeaderName> = res
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
-        .collect();
-    drop.extend(HOP_BY_HOP.iter().map(|n| HeaderName::from_static(n)));
-    drop.extend(rcc.private.fields().iter().cloned());
-    drop.extend(rcc.no_cache.fields().iter().cloned());
-    for name in drop {
+    crate::proxy::headers::remove_hop_by_hop(res);
+    // A proxy's own authentication answer is for the client it answered.
+    res.remove("proxy-authentication-info");
+    for name in rcc.private.fields().iter().chain(rcc.no_cache.fields()) {
         res.remove(name);
     }
 }

@@ -26,8 +26,9 @@ use super::conn::{ConnCtx, Io};
 use super::express::{self, write_all};
 use super::router::CompiledRoute;
 use super::settings::PathMatch;
+use crate::http::framing::ChunkScanner;
 use crate::http::{Body, date};
-use crate::proxy::h1::{self, ChunkScanner, Framing};
+use crate::proxy::h1::{self, Framing};
 use crate::proxy::headers::{Mapping, is_hop_by_hop, rewrite_refresh, rewrite_url};
 use crate::proxy::{self, Backend, Error, HostHeader};
 
@@ -300,19 +301,14 @@ async fn read_head(
                     let framing = h1::framing(status, res.headers)
                         .ok_or_else(|| "contradictory Content-Length".to_string())?;
                     let minor = res.version.unwrap_or(1);
-                    let closes = res.headers.iter().any(|h| {
-                        h.name.eq_ignore_ascii_case("connection")
-                            && h.value
-                                .split(|&b| b == b',')
-                                .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"))
-                    }) || (minor == 0
-                        && !res.headers.iter().any(|h| {
-                            h.name.eq_ignore_ascii_case("connection")
-                                && h.value.trim_ascii().eq_ignore_ascii_case(b"keep-alive")
-                        }));
+                    // The member's `Connection` tokens: fields it names are hop-by-hop, and
+                    // `close` ends its connection. (An HTTP/1.0 member's connection is never
+                    // kept: `relay` keeps only HTTP/1.1 ones.)
+                    let named = connection_tokens(res.headers);
+                    let closes = named.iter().any(|t| t.eq_ignore_ascii_case(b"close"));
                     let close = matches!(framing, Framing::Close) || draining;
                     let client_head =
-                        client_head(res.headers, status, minor, framing, mapping, close)?;
+                        client_head(res.headers, &named, status, minor, framing, mapping, close)?;
                     return Ok(Some(Head {
                         head_len: len,
                         status,
@@ -467,8 +463,19 @@ fn take_body<'a>(
 }
 
 /// The response head as the client gets it, from the member's parsed fields.
+/// The tokens of a head's `Connection` field lines, trimmed.
+fn connection_tokens<'h>(headers: &[httparse::Header<'h>]) -> Vec<&'h [u8]> {
+    headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("connection"))
+        .flat_map(|h| h.value.split(|&b| b == b','))
+        .map(|t| t.trim_ascii())
+        .collect()
+}
+
 fn client_head(
     headers: &[httparse::Header<'_>],
+    named: &[&[u8]],
     status: u16,
     minor: u8,
     framing: Framing,
@@ -476,13 +483,6 @@ fn client_head(
     close: bool,
 ) -> Result<Vec<u8>, String> {
     let status = StatusCode::from_u16(status).map_err(|e| e.to_string())?;
-    // Fields the member's `Connection` names are hop-by-hop too.
-    let named: Vec<&[u8]> = headers
-        .iter()
-        .filter(|h| h.name.eq_ignore_ascii_case("connection"))
-        .flat_map(|h| h.value.split(|&b| b == b','))
-        .map(|t| t.trim_ascii())
-        .collect();
     let mut out = Vec::with_capacity(512);
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(status.as_str().as_bytes());

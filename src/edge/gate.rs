@@ -27,6 +27,7 @@ use bytes::{Buf, BytesMut};
 use http::StatusCode;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use crate::http::framing::{Chunk, parse_content_length, scan_chunked};
 use crate::telemetry::counters::{Counter, Counters};
 
 /// Why a request head was refused, and the status that says so.
@@ -91,37 +92,6 @@ enum Stage {
     /// which stops, and the connection driver hands the head to the express lane
     /// (`edge/express.rs`). Cleared by [`Gate::restart`].
     Yield,
-}
-
-/// Position inside a chunked body (RFC 9112 §7.1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Chunk {
-    /// Reading the hex size; `digits` seen so far.
-    Size {
-        size: u64,
-        digits: u8,
-    },
-    /// After the size: extensions up to CR.
-    Extension {
-        size: u64,
-    },
-    /// Expecting LF after CR ending a size line.
-    SizeLf {
-        size: u64,
-    },
-    /// This many data bytes left.
-    Data(u64),
-    /// Expecting CR then LF after data.
-    DataCr,
-    DataLf,
-    /// In the trailer section: at the start of a line (`line_len` 0) or inside one.
-    Trailer {
-        line_len: usize,
-    },
-    /// Expecting LF after CR in the trailer section.
-    TrailerLf {
-        line_len: usize,
-    },
 }
 
 /// When the request head now being received started to arrive, shared with the connection
@@ -400,7 +370,7 @@ impl<S> Gate<S> {
                         self.stage = match framing {
                             Framing::Length(0) => Stage::Head,
                             Framing::Length(n) => Stage::Body(n),
-                            Framing::Chunked => Stage::Chunked(Chunk::Size { size: 0, digits: 0 }),
+                            Framing::Chunked => Stage::Chunked(Chunk::default()),
                             Framing::Opaque => Stage::Opaque,
                         };
                     }
@@ -745,24 +715,6 @@ fn check_line_ends(head: &[u8]) -> Option<Rejection> {
         .then_some(Rejection::Malformed("bare LF"))
 }
 
-/// RFC 9110 §8.6: `Content-Length = 1*DIGIT`; a list of equal values is also tolerated.
-fn parse_content_length(value: &[u8]) -> Option<u64> {
-    let text = std::str::from_utf8(value).ok()?;
-    let mut result = None;
-    for part in text.split(',') {
-        let part = part.trim();
-        if part.is_empty() || part.len() > 19 || !part.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        let n: u64 = part.parse().ok()?;
-        if result.is_some_and(|prev| prev != n) {
-            return None;
-        }
-        result = Some(n);
-    }
-    result
-}
-
 /// 414 when the request line alone is too long, else 431.
 fn too_large(bytes: &[u8], limits: HeadLimits) -> Rejection {
     let line = bytes
@@ -774,76 +726,6 @@ fn too_large(bytes: &[u8], limits: HeadLimits) -> Rejection {
     } else {
         Rejection::HeadTooLarge
     }
-}
-
-/// Scans chunked framing from `chunk` over `bytes`: how many bytes belong to the body, and the
-/// new position (`None` once the body, trailers included, ended).
-fn scan_chunked(mut chunk: Chunk, bytes: &[u8]) -> Result<(usize, Option<Chunk>), &'static str> {
-    const MAX_TRAILER_LINE: usize = 8192;
-    let mut i = 0;
-    while i < bytes.len() {
-        let b = bytes[i];
-        chunk = match chunk {
-            Chunk::Size { size, digits } => match b {
-                b'0'..=b'9' | b'a'..=b'f' | b'A'..=b'F' => {
-                    if digits >= 15 {
-                        return Err("chunk size too large");
-                    }
-                    let d = (b as char).to_digit(16).unwrap_or(0) as u64;
-                    Chunk::Size {
-                        size: size * 16 + d,
-                        digits: digits + 1,
-                    }
-                }
-                b';' | b' ' | b'\t' if digits > 0 => Chunk::Extension { size },
-                b'\r' if digits > 0 => Chunk::SizeLf { size },
-                _ => return Err("invalid chunk size"),
-            },
-            Chunk::Extension { size } => match b {
-                b'\r' => Chunk::SizeLf { size },
-                b'\n' => return Err("bare LF in chunk extension"),
-                _ => Chunk::Extension { size },
-            },
-            Chunk::SizeLf { size } => match b {
-                b'\n' if size == 0 => Chunk::Trailer { line_len: 0 },
-                b'\n' => Chunk::Data(size),
-                _ => return Err("invalid chunk size line"),
-            },
-            Chunk::Data(left) => {
-                let take = left.min((bytes.len() - i) as u64);
-                i += take as usize;
-                chunk = if take == left {
-                    Chunk::DataCr
-                } else {
-                    Chunk::Data(left - take)
-                };
-                continue;
-            }
-            Chunk::DataCr => match b {
-                b'\r' => Chunk::DataLf,
-                _ => return Err("chunk data not followed by CRLF"),
-            },
-            Chunk::DataLf => match b {
-                b'\n' => Chunk::Size { size: 0, digits: 0 },
-                _ => return Err("chunk data not followed by CRLF"),
-            },
-            Chunk::Trailer { line_len } => match b {
-                b'\r' => Chunk::TrailerLf { line_len },
-                b'\n' => return Err("bare LF in trailer"),
-                _ if line_len >= MAX_TRAILER_LINE => return Err("trailer line too long"),
-                _ => Chunk::Trailer {
-                    line_len: line_len + 1,
-                },
-            },
-            Chunk::TrailerLf { line_len } => match b {
-                b'\n' if line_len == 0 => return Ok((i + 1, None)),
-                b'\n' => Chunk::Trailer { line_len: 0 },
-                _ => return Err("bare CR in trailer"),
-            },
-        };
-        i += 1;
-    }
-    Ok((i, Some(chunk)))
 }
 
 #[cfg(test)]

@@ -705,16 +705,11 @@ fn close_unless_tunnel(mut response: Response<Body>, opaque: Opaque) -> Response
 
 /// HTTP/1.0 without `keep-alive`, or any `Connection: close` (RFC 9112 §9.3).
 fn client_wants_close(req: &Request<Incoming>) -> bool {
-    let tokens = req
-        .headers()
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|t| t.trim().to_ascii_lowercase())
-        .collect::<Vec<_>>();
-    if tokens.iter().any(|t| t == "close") {
-        return true;
+    let mut tokens = proxy::headers::connection_tokens(req.headers());
+    let (mut close, mut keep_alive) = (false, false);
+    for token in &mut tokens {
+        close |= token.eq_ignore_ascii_case("close");
+        keep_alive |= token.eq_ignore_ascii_case("keep-alive");
     }
-    req.version() == Version::HTTP_10 && !tokens.iter().any(|t| t == "keep-alive")
+    close || (req.version() == Version::HTTP_10 && !keep_alive)
 }

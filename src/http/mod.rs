@@ -1,5 +1,6 @@
 //! HTTP vocabulary shared by the edge, files and (later) the proxy and client: the response
-//! body type, conditional requests, byte ranges, content coding and error pages.
+//! body type, conditional requests, byte ranges, content coding, error pages, and message
+//! framing (`Content-Length`, chunked bodies).
 //!
 //! Everything here is plain functions over `http` types, tested without sockets.
 
@@ -8,6 +9,7 @@ pub mod compress;
 pub mod conditional;
 pub mod date;
 pub mod error_page;
+pub mod framing;
 pub mod range;
 pub mod reader;
 

@@ -43,14 +43,21 @@ pub fn is_hop_by_hop(name: &str) -> bool {
         .any(|n| n.as_str().eq_ignore_ascii_case(name))
 }
 
-/// Removes the hop-by-hop fields: those `Connection` names, then the fixed list.
-pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
+/// The tokens of every `Connection` field line, trimmed (RFC 9110 §7.6.1).
+pub fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
+    headers
         .get_all(header::CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .filter_map(|token| HeaderName::from_bytes(token.trim().as_bytes()).ok())
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
+/// Removes the hop-by-hop fields: those `Connection` names, then the fixed list.
+pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = connection_tokens(headers)
+        .filter_map(|token| HeaderName::from_bytes(token.as_bytes()).ok())
         .collect();
     for name in named {
         headers.remove(name);
@@ -66,12 +73,7 @@ pub fn upgrade_protocol(version: Version, headers: &HeaderMap) -> Option<HeaderV
     if version != Version::HTTP_11 {
         return None;
     }
-    let asked = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
+    let asked = connection_tokens(headers).any(|t| t.eq_ignore_ascii_case("upgrade"));
     asked
         .then(|| headers.get(header::UPGRADE).cloned())
         .flatten()

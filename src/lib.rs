@@ -11,7 +11,7 @@
 //! | listeners | [`edge`] | the HTTP front: connections, limits, routing, the request phases |
 //! | route work | [`files`], [`proxy`], [`cache`] | a site's root folder: path safety, static files, listings; forwarding to origins, tunnels, the forward proxy; the shared HTTP cache and its purges |
 //! | shared machinery | [`lb`] | upstream pools: balancing policies, sticky sessions, active and passive health |
-//! | foundations | [`http`], [`net`], [`tls`], [`telemetry`] | bodies, conditional requests, ranges, compression; sockets; TLS certificates and SNI; logs and counters |
+//! | foundations | [`http`], [`net`], [`fs`], [`tls`], [`telemetry`] | bodies, conditional requests, ranges, compression, framing; sockets; atomic file writes; TLS certificates and SNI; logs and counters |
 //!
 //! `config` is read by `cli` only and produces each module's `Settings`; no other module reads
 //! TOML. Modules that later issues add (cache, session, auth, dns, admin, fleet, client) slot
@@ -23,6 +23,7 @@ pub mod cli;
 pub mod config;
 pub mod edge;
 pub mod files;
+pub mod fs;
 pub mod http;
 pub mod lb;
 pub mod net;

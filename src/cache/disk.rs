@@ -263,25 +263,10 @@ pub async fn keep_bound(root: PathBuf, max_bytes: u64) {
     }
 }
 
-/// Writes `bytes` to `path` through a temporary file renamed into place, so that readers (in
-/// any worker) see a whole file or none. Each writer has its own temporary name (process and
-/// sequence number), so two writers of one object never mix their bytes. Not synced: a file a
-/// power loss tore fails its checksum and is a miss, which is cheaper than a sync per response.
+/// Writes a file readers (in any worker) see whole or not at all. Not synced: a file a power
+/// loss tore fails its checksum and is a miss, which is cheaper than a sync per response.
 fn write_whole(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let dir = path.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(
-        ".{}.{}.{}.tmp",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    ));
-    let result = fs::write(&tmp, bytes).and_then(|()| fs::rename(&tmp, path));
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
+    crate::fs::write_atomic(path, bytes, 0o644, crate::fs::Sync::Unsynced)
 }
 
 /// Removes a key's folder (and its `vary` manifest) once no variant file is left in it.

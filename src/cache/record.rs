@@ -11,7 +11,7 @@
 //! [`decode`] refuses a file whose magic, lengths or checksum are wrong, or whose key is not
 //! the one asked for (a hash collision in the file name), so a torn write after a crash or a
 //! flipped bit on disk is a miss, never a wrong answer. Writing goes through a temporary file
-//! renamed into place (`tls::write_atomic`'s discipline), so readers see whole files.
+//! renamed into place (`fs::write_atomic`), so readers see whole files.
 
 use std::time::{Duration, SystemTime};
 

@@ -248,13 +248,14 @@ pub fn local_pair(
 }
 
 fn write_welcome(root: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(root)?;
     for (name, text) in WELCOME {
-        let path = root.join(name);
-        // Write to a temporary name, then rename: a reader never sees half a file.
-        let tmp = root.join(format!(".{name}.tmp"));
-        std::fs::write(&tmp, text)?;
-        std::fs::rename(&tmp, &path)?;
+        // A reader never sees half a file.
+        crate::fs::write_atomic(
+            &root.join(name),
+            text.as_bytes(),
+            0o644,
+            crate::fs::Sync::Unsynced,
+        )?;
     }
     Ok(())
 }

@@ -1083,10 +1083,13 @@ fn pid_path(data_dir: &std::path::Path) -> PathBuf {
 
 /// Writes the pid file whole (a temporary name, then rename).
 fn write_pid_file(data_dir: &std::path::Path) -> std::io::Result<()> {
-    let path = pid_path(data_dir);
-    let tmp = data_dir.join(format!(".portico.pid.{}", std::process::id()));
-    std::fs::write(&tmp, format!("{}\n", std::process::id()))?;
-    std::fs::rename(&tmp, &path)
+    let pid = format!("{}\n", std::process::id());
+    crate::fs::write_atomic(
+        &pid_path(data_dir),
+        pid.as_bytes(),
+        0o644,
+        crate::fs::Sync::Unsynced,
+    )
 }
 
 /// Removes the pid file if it still names this process.

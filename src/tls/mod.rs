@@ -59,35 +59,9 @@ pub fn site_config(
     finish(builder.with_cert_resolver(cert))
 }
 
-/// Writes `bytes` to `path` through a temporary file in the same folder (created with
-/// `mode`, synced, then renamed over `path`), so a reader sees the old file or the new one,
-/// never part of one; the folder is created when needed. Used for keys, certificates and
-/// ACME state.
+/// Writes a key, certificate or ACME file durably (`fs::write_atomic`).
 pub(crate) fn write_atomic(path: &std::path::Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let dir = path.parent().unwrap_or(std::path::Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(
-        ".{}.{}.tmp",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
-        std::process::id()
-    ));
-    let result = (|| {
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(mode)
-            .open(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    crate::fs::write_atomic(path, bytes, mode, crate::fs::Sync::Durable)
 }
 
 /// ALPN, tickets and the session cache, common to every configuration.

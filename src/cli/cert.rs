@@ -35,12 +35,16 @@ pub fn run(args: Args, env: &Environment) -> ExitCode {
     };
     let dir = args.out.unwrap_or_else(|| env.data_dir.join("certs"));
     if let Some(url) = &args.crl_url {
-        let path = dir.join("local-ca.crl");
-        if let Err(e) = ca.write_crl(&path) {
-            eprintln!("error: cannot write {}: {e}", path.display());
-            return exit::code(exit::FAILURE);
+        match ca.publish_crl(&dir) {
+            Ok(path) => println!("revocation list: {} (serve it at {url})", path.display()),
+            Err(e) => {
+                eprintln!(
+                    "error: cannot write the revocation list in {}: {e}",
+                    dir.display()
+                );
+                return exit::code(exit::FAILURE);
+            }
         }
-        println!("revocation list: {} (serve it at {url})", path.display());
     }
     match ca.issue(&args.names, &dir, args.crl_url.as_deref()) {
         Ok(leaf) => {

@@ -236,7 +236,7 @@ pub fn local_pair(
     if make {
         let ca = crate::tls::local_ca::LocalCa::open_or_create(data_dir)?;
         if let Some((_, crl_dir)) = crl {
-            ca.write_crl(&crl_dir.join("local-ca.crl"))?;
+            ca.publish_crl(crl_dir)?;
         }
         return ca.issue(&names, &dir, crl.map(|(url, _)| url));
     }

@@ -79,7 +79,7 @@ pub fn demo(site_root: &Path, tls: Option<DemoTls<'_>>) -> schema::Config {
     if let Some(tls) = &tls {
         // The local CA's revocation list, which the demo certificate names.
         route.push(unspanned(schema::Route {
-            prefix: Some(unspanned("/.well-known/portico/".to_string())),
+            prefix: Some(unspanned(crate::tls::local_ca::CRL_PREFIX.to_string())),
             r#static: Some(unspanned(schema::Static {
                 root: Some(unspanned(tls.crl_root.to_path_buf())),
                 listing: Some(false),

@@ -102,9 +102,11 @@ impl LocalCa {
         Ok(leaf)
     }
 
-    /// Writes the CA's revocation list to `path` (DER, as served at [`CRL_PATH`]): no
-    /// certificate revoked, valid for [`CRL_DAYS`] days, numbered by the second it was made.
-    pub fn write_crl(&self, path: &Path) -> io::Result<()> {
+    /// Writes the CA's revocation list to `dir`/[`CRL_FILE`] (DER, as served at
+    /// [`CRL_PATH`]): no certificate revoked, valid for [`CRL_DAYS`] days, numbered by the
+    /// second it was made. Returns the file's path.
+    pub fn publish_crl(&self, dir: &Path) -> io::Result<std::path::PathBuf> {
+        let path = dir.join(CRL_FILE);
         let now = time_now();
         let params = rcgen::CertificateRevocationListParams {
             this_update: now,
@@ -115,15 +117,23 @@ impl LocalCa {
             key_identifier_method: rcgen::KeyIdMethod::Sha256,
         };
         let crl = params.signed_by(&self.issuer).map_err(other)?;
-        crate::tls::write_atomic(path, crl.der(), 0o644)
+        crate::tls::write_atomic(&path, crl.der(), 0o644)?;
+        Ok(path)
     }
 }
 
-/// Where a portico listener that publishes the local CA's revocation list serves it.
+/// The revocation list's file name, in the folder it is published from.
+pub const CRL_FILE: &str = "local-ca.crl";
+
+/// The URL path prefix under which a portico listener serves that folder.
+pub const CRL_PREFIX: &str = "/.well-known/portico/";
+
+/// Where a portico listener that publishes the local CA's revocation list serves it:
+/// [`CRL_PREFIX`] then [`CRL_FILE`].
 pub const CRL_PATH: &str = "/.well-known/portico/local-ca.crl";
 
 /// How long a revocation list is valid; each start of the demo writes a new one.
-pub const CRL_DAYS: i64 = 30;
+const CRL_DAYS: i64 = 30;
 
 /// How to make clients trust the CA.
 pub fn trust_hint(ca: &LocalCa) -> String {
@@ -238,8 +248,9 @@ mod tests {
             .collect();
         assert_eq!(uris, [url]);
 
-        let path = dir.path().join("crl").join("local-ca.crl");
-        ca.write_crl(&path).unwrap();
+        assert_eq!(CRL_PATH, format!("{CRL_PREFIX}{CRL_FILE}"));
+        let path = ca.publish_crl(&dir.path().join("crl")).unwrap();
+        assert!(path.ends_with("crl/local-ca.crl"));
         let der = std::fs::read(&path).unwrap();
         let (_, crl) = x509_parser::parse_x509_crl(&der).unwrap();
         let ca_pem = std::fs::read(&ca.cert_path).unwrap();

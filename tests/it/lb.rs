@@ -330,25 +330,9 @@ proxy = {{ upstream = "app" }}
 async fn consecutive_failures_eject_a_member_passively() {
     let dead = crate::harness::origin::refused_addr();
     let b = Origin::echo("b").await;
-    let config = format!(
-        r#"
-[server]
-workers = 1
-
-[[upstream]]
-name = "app"
-servers = ["{dead}", "{}"]
-retries = 0
-max_fails = 2
-fail_timeout = "60s"
-
-[[site]]
-listen = ["127.0.0.1:0"]
-
-[[site.route]]
-proxy = {{ upstream = "app" }}
-"#,
-        b.addr
+    let config = config_with_servers(
+        &format!("\"{dead}\", \"{}\"", b.addr),
+        "retries = 0\nmax_fails = 2\nfail_timeout = \"60s\"",
     );
     let server = Server::start(WorkDir::new(), &config);
     let mut client = H1Client::connect(server.addr()).await;

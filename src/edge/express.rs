@@ -319,18 +319,10 @@ pub async fn serve(gate: &mut Io, ctx: &ConnCtx, clock: &HeadClock) -> Lane {
                             tracing::debug!(peer = %ctx.peer, error = %e, "cached response not sent");
                             return Lane::Closed;
                         }
-                        if let (Some(mut record), Some(writer)) =
-                            (record, ctx.shared.access_log.as_ref())
-                        {
-                            record.status = status;
-                            record.bytes = bytes;
-                            record.tcp = crate::net::tcp_info::sample(ctx.fd);
-                            writer.write(&record);
-                        }
                         if let Some(counters) = &ctx.shared.counters {
                             counters.add(crate::telemetry::counters::Counter::CacheHit, 1);
-                            counters.response(status, bytes);
                         }
+                        answered_with(ctx, record, status, bytes);
                         answered += 1;
                         continue;
                     }
@@ -346,15 +338,7 @@ pub async fn serve(gate: &mut Io, ctx: &ConnCtx, clock: &HeadClock) -> Lane {
                     tracing::debug!(peer = %ctx.peer, error = %e, "express response not sent");
                     return Lane::Closed;
                 }
-                if let (Some(mut record), Some(writer)) = (record, ctx.shared.access_log.as_ref()) {
-                    record.status = 200;
-                    record.bytes = entry.content.len() as u64;
-                    record.tcp = crate::net::tcp_info::sample(ctx.fd);
-                    writer.write(&record);
-                }
-                if let Some(counters) = &ctx.shared.counters {
-                    counters.response(200, entry.content.len() as u64);
-                }
+                answered_with(ctx, record, 200, entry.content.len() as u64);
                 tracing::trace!(peer = %ctx.peer, "express lane answered");
                 answered += 1;
                 continue;
@@ -432,16 +416,22 @@ async fn proxy(
             return Some(Lane::Closed);
         }
     };
+    answered_with(ctx, record, sent.status, sent.body_bytes);
+    sent.close.then_some(Lane::Closed)
+}
+
+/// After an answer of the lane: its access log line (begun before the head was consumed) and
+/// the response counters, as the pipeline's `log` phase does on hyper's path.
+fn answered_with(ctx: &ConnCtx, record: Option<Record>, status: u16, body_bytes: u64) {
     if let (Some(mut record), Some(writer)) = (record, ctx.shared.access_log.as_ref()) {
-        record.status = sent.status;
-        record.bytes = sent.body_bytes;
+        record.status = status;
+        record.bytes = body_bytes;
         record.tcp = crate::net::tcp_info::sample(ctx.fd);
         writer.write(&record);
     }
     if let Some(counters) = &ctx.shared.counters {
-        counters.response(sent.status, sent.body_bytes);
+        counters.response(status, body_bytes);
     }
-    sent.close.then_some(Lane::Closed)
 }
 
 /// The request fields of a plain head, for the cache's `Vary` and directive checks.

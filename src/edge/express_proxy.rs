@@ -25,7 +25,6 @@ use tokio::net::TcpStream;
 use super::conn::{ConnCtx, Io};
 use super::express::{self, write_all};
 use super::router::CompiledRoute;
-use super::settings::PathMatch;
 use crate::http::framing::ChunkScanner;
 use crate::http::{Body, date};
 use crate::proxy::h1::{self, Framing};
@@ -64,10 +63,7 @@ pub async fn exchange(
     let Some(express) = &backend.express else {
         return Err(io::Error::other("not an express upstream"));
     };
-    let prefix = match (&target.route.route.path, target.settings.strip_prefix) {
-        (PathMatch::Prefix(prefix), true) => Some(prefix.as_str()),
-        _ => None,
-    };
+    let prefix = super::pipeline::stripped_prefix(target.route, target.settings);
     let (member_target, mapping_prefix) = strip(target_text, prefix);
     let timeouts = &backend.settings.timeouts;
     let pool = &backend.pool;
@@ -139,16 +135,8 @@ fn strip(target: &str, prefix: Option<&str>) -> (String, String) {
         Some((path, query)) => (path, Some(query)),
         None => (target, None),
     };
-    let Some(prefix) = prefix.filter(|p| path.starts_with(p)) else {
-        return (target.to_string(), String::new());
-    };
-    let rest = &path[prefix.len()..];
-    let slash = if rest.starts_with('/') { "" } else { "/" };
-    let text = match query {
-        Some(q) => format!("{slash}{rest}?{q}"),
-        None => format!("{slash}{rest}"),
-    };
-    (text, prefix.trim_end_matches('/').to_string())
+    proxy::forward::strip_prefix(path, query, prefix)
+        .unwrap_or_else(|| (target.to_string(), String::new()))
 }
 
 /// The request head the member gets, from the client's plain head.

@@ -486,11 +486,7 @@ async fn proxy_pass(
         // Resolution names only upstreams that exist; this cannot happen.
         return error_page::response(StatusCode::INTERNAL_SERVER_ERROR);
     };
-    let strip = match (&route.route.path, settings.strip_prefix) {
-        (PathMatch::Prefix(prefix), true) => Some(prefix.as_str()),
-        _ => None,
-    };
-    let client = downstream(ctx, strip);
+    let client = downstream(ctx, stripped_prefix(route, settings));
     let outcome = match (&ctx.shared.cache, settings.cache) {
         (Some(cache), true) => {
             // The host as the client wrote it (with its port): the express lane keys alike.
@@ -563,6 +559,17 @@ async fn produce(route: &CompiledRoute, parts: &http::request::Parts) -> Respons
         Handler::Proxy(_) | Handler::Httpbin => {
             error_page::response(StatusCode::INTERNAL_SERVER_ERROR)
         }
+    }
+}
+
+/// The prefix a `proxy` route takes off the path before forwarding, if it strips one.
+pub(super) fn stripped_prefix<'a>(
+    route: &'a CompiledRoute,
+    settings: &proxy::Settings,
+) -> Option<&'a str> {
+    match (&route.route.path, settings.strip_prefix) {
+        (PathMatch::Prefix(prefix), true) => Some(prefix.as_str()),
+        _ => None,
     }
 }
 

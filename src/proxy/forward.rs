@@ -195,9 +195,7 @@ fn prepare(route: &Settings, client: &Downstream<'_>, parts: &http::request::Par
 
 /// The path and query the member gets, and the prefix taken off (without its last `/`).
 fn target(parts: &http::request::Parts, strip: Option<&str>) -> (PathAndQuery, String) {
-    let path = parts.uri.path();
-    let query = parts.uri.query();
-    let Some(prefix) = strip.filter(|p| path.starts_with(p)) else {
+    let Some((text, prefix)) = strip_prefix(parts.uri.path(), parts.uri.query(), strip) else {
         let whole = parts
             .uri
             .path_and_query()
@@ -205,16 +203,28 @@ fn target(parts: &http::request::Parts, strip: Option<&str>) -> (PathAndQuery, S
             .unwrap_or_else(|| PathAndQuery::from_static("/"));
         return (whole, String::new());
     };
+    let target = text
+        .parse()
+        .unwrap_or_else(|_| PathAndQuery::from_static("/"));
+    (target, prefix)
+}
+
+/// `path?query` without `prefix` (kept starting with `/`), and the prefix without its last
+/// `/` (what redirects get back); `None` when there is no prefix or the path does not start
+/// with it. Shared by both lanes of the proxy.
+pub fn strip_prefix(
+    path: &str,
+    query: Option<&str>,
+    prefix: Option<&str>,
+) -> Option<(String, String)> {
+    let prefix = prefix.filter(|p| path.starts_with(p))?;
     let rest = &path[prefix.len()..];
     let slash = if rest.starts_with('/') { "" } else { "/" };
     let text = match query {
         Some(q) => format!("{slash}{rest}?{q}"),
         None => format!("{slash}{rest}"),
     };
-    let target = text
-        .parse()
-        .unwrap_or_else(|_| PathAndQuery::from_static("/"));
-    (target, prefix.trim_end_matches('/').to_string())
+    Some((text, prefix.trim_end_matches('/').to_string()))
 }
 
 impl Head {

@@ -11,7 +11,7 @@ use std::time::Duration;
 use http::{Response, StatusCode};
 
 use crate::harness::origin::{Origin, full, handler};
-use crate::harness::raw::{RawConn, RawResponse, exchange};
+use crate::harness::raw::{RawConn, RawResponse, exchange, get};
 use crate::harness::{Server, WorkDir};
 
 /// An origin whose answers depend on the path; `failing` makes `/flaky` answer 500.
@@ -99,36 +99,24 @@ proxy = {{ upstream = "app", cache = true }}
     )
 }
 
-async fn get(server: &Server, path: &str, extra: &str) -> RawResponse {
-    exchange(
-        server.addr(),
-        format!("GET {path} HTTP/1.1\r\nHost: c.test\r\n{extra}Connection: close\r\n\r\n"),
-    )
-    .await
-}
-
-fn status_of(res: &RawResponse) -> String {
-    res.header("cache-status").unwrap_or("").to_string()
-}
-
 #[tokio::test]
 async fn a_miss_is_stored_and_then_served_with_its_age() {
     let origin = origin(Arc::default()).await;
     let server = Server::start(WorkDir::new(), &config(&origin));
-    let first = get(&server, "/page", "").await;
+    let first = get(server.addr(), "/page", "").await;
     first.assert_status(200);
     assert!(
-        status_of(&first).contains("fwd=uri-miss"),
+        first.cache_status().contains("fwd=uri-miss"),
         "{}",
-        status_of(&first)
+        first.cache_status()
     );
-    assert!(status_of(&first).contains("stored"));
-    let second = get(&server, "/page", "").await;
+    assert!(first.cache_status().contains("stored"));
+    let second = get(server.addr(), "/page", "").await;
     assert_eq!(second.body, first.body);
     assert!(
-        status_of(&second).starts_with("portico; hit"),
+        second.cache_status().starts_with("portico; hit"),
         "{}",
-        status_of(&second)
+        second.cache_status()
     );
     assert!(second.header("age").is_some());
     let mut conn = RawConn::connect(server.addr()).await;
@@ -136,7 +124,10 @@ async fn a_miss_is_stored_and_then_served_with_its_age() {
         .await;
     let head = conn.read_head_response().await;
     assert_eq!(head.header("content-length"), Some("7"));
-    assert!(status_of(&head).contains("hit"), "HEAD from the stored GET");
+    assert!(
+        head.cache_status().contains("hit"),
+        "HEAD from the stored GET"
+    );
     assert_eq!(origin.hits(), 1);
     // The key has the host: another host is another object.
     let other = exchange(
@@ -144,7 +135,7 @@ async fn a_miss_is_stored_and_then_served_with_its_age() {
         "GET /page HTTP/1.1\r\nHost: d.test\r\nConnection: close\r\n\r\n",
     )
     .await;
-    assert!(status_of(&other).contains("uri-miss"));
+    assert!(other.cache_status().contains("uri-miss"));
     assert_eq!(origin.hits(), 2);
 }
 
@@ -155,7 +146,9 @@ async fn a_hundred_concurrent_misses_make_one_origin_request() {
     let mut tasks = Vec::new();
     for _ in 0..100 {
         let server = server.clone();
-        tasks.push(tokio::spawn(async move { get(&server, "/slow", "").await }));
+        tasks.push(tokio::spawn(async move {
+            get(server.addr(), "/slow", "").await
+        }));
     }
     for task in tasks {
         let res = task.await.unwrap();
@@ -170,22 +163,22 @@ async fn what_may_not_be_shared_is_not_reused() {
     let origin = origin(Arc::default()).await;
     let server = Server::start(WorkDir::new(), &config(&origin));
     for path in ["/nostore", "/private"] {
-        let a = get(&server, path, "").await;
-        let b = get(&server, path, "").await;
+        let a = get(server.addr(), path, "").await;
+        let b = get(server.addr(), path, "").await;
         assert_ne!(a.body, b.body, "{path}");
-        assert!(!status_of(&b).contains("hit"), "{path}");
+        assert!(!b.cache_status().contains("hit"), "{path}");
     }
     // A request with credentials neither stores nor is served from what others stored.
     let auth = "Authorization: Basic eDp5\r\n";
-    get(&server, "/shared", "").await;
-    let with = get(&server, "/secret", auth).await;
+    get(server.addr(), "/shared", "").await;
+    let with = get(server.addr(), "/secret", auth).await;
     assert!(
-        status_of(&with).contains("detail=authorization"),
+        with.cache_status().contains("detail=authorization"),
         "{}",
-        status_of(&with)
+        with.cache_status()
     );
-    let again = get(&server, "/secret", "").await;
-    assert!(status_of(&again).contains("uri-miss"));
+    let again = get(server.addr(), "/secret", "").await;
+    assert!(again.cache_status().contains("uri-miss"));
     assert_eq!(origin.hits(), 7);
 }
 
@@ -193,33 +186,38 @@ async fn what_may_not_be_shared_is_not_reused() {
 async fn variants_follow_vary() {
     let origin = origin(Arc::default()).await;
     let server = Server::start(WorkDir::new(), &config(&origin));
-    let en = get(&server, "/vary", "Accept-Language: en\r\n").await;
-    let fr = get(&server, "/vary", "Accept-Language: fr\r\n").await;
+    let en = get(server.addr(), "/vary", "Accept-Language: en\r\n").await;
+    let fr = get(server.addr(), "/vary", "Accept-Language: fr\r\n").await;
     assert_eq!(en.body, b"lang en 1");
     assert_eq!(fr.body, b"lang fr 2");
-    let en_again = get(&server, "/vary", "Accept-Language: en\r\n").await;
+    let en_again = get(server.addr(), "/vary", "Accept-Language: en\r\n").await;
     assert_eq!(en_again.body, b"lang en 1");
-    assert!(status_of(&en_again).contains("hit"));
+    assert!(en_again.cache_status().contains("hit"));
 }
 
 #[tokio::test]
 async fn a_post_invalidates_the_stored_response() {
     let origin = origin(Arc::default()).await;
     let server = Server::start(WorkDir::new(), &config(&origin));
-    get(&server, "/item", "").await;
-    assert!(status_of(&get(&server, "/item", "").await).contains("hit"));
+    get(server.addr(), "/item", "").await;
+    assert!(
+        get(server.addr(), "/item", "")
+            .await
+            .cache_status()
+            .contains("hit")
+    );
     let post = exchange(
         server.addr(),
         "POST /item HTTP/1.1\r\nHost: c.test\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
     )
     .await;
     post.assert_status(200);
-    assert!(status_of(&post).contains("fwd=method"));
-    let after = get(&server, "/item", "").await;
+    assert!(post.cache_status().contains("fwd=method"));
+    let after = get(server.addr(), "/item", "").await;
     assert!(
-        status_of(&after).contains("uri-miss"),
+        after.cache_status().contains("uri-miss"),
         "{}",
-        status_of(&after)
+        after.cache_status()
     );
 }
 
@@ -227,20 +225,20 @@ async fn a_post_invalidates_the_stored_response() {
 async fn a_stale_response_is_validated_with_a_304() {
     let origin = origin(Arc::default()).await;
     let server = Server::start(WorkDir::new(), &config(&origin));
-    let first = get(&server, "/etag", "").await;
+    let first = get(server.addr(), "/etag", "").await;
     assert_eq!(first.body, b"etag 1");
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    let second = get(&server, "/etag", "").await;
+    let second = get(server.addr(), "/etag", "").await;
     second.assert_status(200);
     assert_eq!(second.body, b"etag 1", "the stored body, validated");
     assert!(
-        status_of(&second).contains("fwd=stale; fwd-status=304"),
+        second.cache_status().contains("fwd=stale; fwd-status=304"),
         "{}",
-        status_of(&second)
+        second.cache_status()
     );
     // Fresh again for max-age=60: a hit without the origin.
-    let third = get(&server, "/etag", "").await;
-    assert!(status_of(&third).contains("hit"));
+    let third = get(server.addr(), "/etag", "").await;
+    assert!(third.cache_status().contains("hit"));
     assert_eq!(origin.hits(), 2);
 }
 
@@ -249,15 +247,15 @@ async fn stale_if_error_serves_the_stored_response_when_the_origin_fails() {
     let failing = Arc::new(AtomicUsize::new(0));
     let origin = origin(failing.clone()).await;
     let server = Server::start(WorkDir::new(), &config(&origin));
-    assert_eq!(get(&server, "/flaky", "").await.body, b"flaky 1");
+    assert_eq!(get(server.addr(), "/flaky", "").await.body, b"flaky 1");
     tokio::time::sleep(Duration::from_millis(2100)).await;
     failing.store(1, Ordering::SeqCst);
-    let res = get(&server, "/flaky", "").await;
+    let res = get(server.addr(), "/flaky", "").await;
     res.assert_status(200);
     assert_eq!(res.body, b"flaky 1");
     // Without a stored response the failure goes through.
     failing.store(1, Ordering::SeqCst);
-    let only = get(&server, "/never", "Cache-Control: only-if-cached\r\n").await;
+    let only = get(server.addr(), "/never", "Cache-Control: only-if-cached\r\n").await;
     only.assert_status(504);
 }
 
@@ -280,9 +278,13 @@ async fn the_quick_start_caches_with_its_cache_flag() {
             "--cache",
         ],
     );
-    get(&server, "/quick", "").await;
-    let again = get(&server, "/quick", "").await;
-    assert!(status_of(&again).contains("hit"), "{}", status_of(&again));
+    get(server.addr(), "/quick", "").await;
+    let again = get(server.addr(), "/quick", "").await;
+    assert!(
+        again.cache_status().contains("hit"),
+        "{}",
+        again.cache_status()
+    );
     assert_eq!(origin.hits(), 1);
 }
 
@@ -294,7 +296,7 @@ async fn a_hit_on_a_kept_alive_connection_is_answered_alike_by_both_lanes() {
     let plain = "GET /both HTTP/1.1\r\nHost: c.test\r\nUser-Agent: t/1\r\n\r\n";
     conn.send(plain).await;
     let miss = conn.read_response().await;
-    assert!(status_of(&miss).contains("uri-miss"));
+    assert!(miss.cache_status().contains("uri-miss"));
     // A plain GET: the express lane answers the hit.
     conn.send(plain).await;
     let express = conn.read_response().await;
@@ -318,9 +320,9 @@ async fn a_hit_on_a_kept_alive_connection_is_answered_alike_by_both_lanes() {
     assert_eq!(fields(&express), fields(&hyper));
     for res in [&express, &hyper] {
         assert!(
-            status_of(res).starts_with("portico; hit; ttl="),
+            res.cache_status().starts_with("portico; hit; ttl="),
             "{}",
-            status_of(res)
+            res.cache_status()
         );
         assert_eq!(res.header_all("cache-status").len(), 1);
         assert!(res.header("age").is_some());

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use http::Response;
 
 use crate::harness::origin::{Origin, full, handler};
-use crate::harness::raw::{RawResponse, exchange};
+use crate::harness::raw::{RawResponse, get};
 use crate::harness::{Server, WorkDir, portico};
 
 /// How long a disk write or a trim may take to show in the folder.
@@ -68,19 +68,10 @@ proxy = {{ upstream = "app", cache = true }}
     )
 }
 
-async fn get(server: &Server, path: &str) -> RawResponse {
-    exchange(
-        server.addr(),
-        format!("GET {path} HTTP/1.1\r\nHost: d.test\r\nConnection: close\r\n\r\n"),
-    )
-    .await
-}
-
 #[track_caller]
 fn assert_hit(res: &RawResponse) {
     res.assert_status(200);
-    let status = res.header("cache-status").unwrap_or("");
-    assert!(status.starts_with("portico; hit"), "not a hit:\n{res}");
+    res.assert_hit();
 }
 
 /// The disk tier's folder with the default `disk_path`.
@@ -139,7 +130,7 @@ async fn a_stored_response_is_served_from_disk_after_a_restart_without_the_origi
     let mut origin = origin().await;
     let config = config(&origin, "workers = 1", "disk = \"1m\"");
     let server = Server::start(WorkDir::new(), &config);
-    let first = get(&server, "/warm").await;
+    let first = get(server.addr(), "/warm", "").await;
     first.assert_status(200);
     let folder = disk_folder(server.work());
     wait_for_disk(&folder, "the stored object", |o| o.len() == 1).await;
@@ -147,7 +138,7 @@ async fn a_stored_response_is_served_from_disk_after_a_restart_without_the_origi
     origin.stop();
 
     let server = Server::start(work, &config);
-    let again = get(&server, "/warm").await;
+    let again = get(server.addr(), "/warm", "").await;
     assert_hit(&again);
     assert_eq!(again.body, first.body, "{again}");
     assert_eq!(origin.hits(), 1);
@@ -211,7 +202,7 @@ async fn a_response_one_worker_stored_is_a_hit_in_the_other() {
     let server = Server::start(WorkDir::new(), &config);
     let workers = server.worker_pids();
     assert_eq!(workers.len(), 2, "{workers:?}");
-    let first = get(&server, "/shared").await;
+    let first = get(server.addr(), "/shared", "").await;
     first.assert_status(200);
     wait_for_disk(&disk_folder(server.work()), "the stored object", |o| {
         o.len() == 1
@@ -222,7 +213,7 @@ async fn a_response_one_worker_stored_is_a_hit_in_the_other() {
     for pid in &workers {
         let _paused = Paused::new(*pid);
         for _ in 0..3 {
-            let res = get(&server, "/shared").await;
+            let res = get(server.addr(), "/shared", "").await;
             assert_hit(&res);
             assert_eq!(res.body, first.body, "{res}");
         }
@@ -235,7 +226,7 @@ async fn a_damaged_file_is_never_served_and_is_replaced() {
     let origin = origin().await;
     let config = config(&origin, "workers = 1", "disk = \"1m\"");
     let server = Server::start(WorkDir::new(), &config);
-    let first = get(&server, "/damaged").await;
+    let first = get(server.addr(), "/damaged", "").await;
     first.assert_status(200);
     let folder = disk_folder(server.work());
     wait_for_disk(&folder, "the stored object", |o| o.len() == 1).await;
@@ -253,7 +244,7 @@ async fn a_damaged_file_is_never_served_and_is_replaced() {
     let damaged_body = bytes[body_at..body_at + first.body.len()].to_vec();
 
     let server = Server::start(work, &config);
-    let res = get(&server, "/damaged").await;
+    let res = get(server.addr(), "/damaged", "").await;
     res.assert_status(200);
     assert!(
         res.header("cache-status")
@@ -273,7 +264,7 @@ async fn a_damaged_file_is_never_served_and_is_replaced() {
         o.len() == 1 && std::fs::read(&o[0].0).is_ok_and(|now| now != bytes)
     })
     .await;
-    let again = get(&server, "/damaged").await;
+    let again = get(server.addr(), "/damaged", "").await;
     assert_hit(&again);
     assert_eq!(again.body, res.body, "{again}");
 }
@@ -286,7 +277,9 @@ async fn the_folder_is_trimmed_to_its_bound(server_table: &str) {
     let config = config(&origin, server_table, &format!("disk = {BOUND}"));
     let server = Server::start(WorkDir::new(), &config);
     for i in 0..30 {
-        get(&server, &format!("/big/{i}")).await.assert_status(200);
+        get(server.addr(), &format!("/big/{i}"), "")
+            .await
+            .assert_status(200);
     }
     let folder = disk_folder(server.work());
     let total = |o: &[(PathBuf, u64)]| o.iter().map(|(_, size)| size).sum::<u64>();
@@ -299,7 +292,7 @@ async fn the_folder_is_trimmed_to_its_bound(server_table: &str) {
     })
     .await;
     // The newest objects are kept, and served from disk.
-    let newest = get(&server, "/big/29").await;
+    let newest = get(server.addr(), "/big/29", "").await;
     assert_hit(&newest);
     assert_eq!(origin.hits(), 30);
     drop(server);

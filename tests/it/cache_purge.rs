@@ -14,7 +14,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::harness::command::portico;
 use crate::harness::origin::{Origin, full, handler};
-use crate::harness::raw::{RawResponse, exchange};
+use crate::harness::raw::{RawResponse, exchange, get, request};
 use crate::harness::{Server, WorkDir};
 
 /// An origin that numbers its answers, tags `/tagged/*` with `product-7`, hangs on the first
@@ -90,20 +90,8 @@ proxy = {{ upstream = "app", cache = true, trusted_proxies = ["127.0.0.3"] }}
     )
 }
 
-async fn get(addr: SocketAddr, path: &str, extra: &str) -> RawResponse {
-    exchange(
-        addr,
-        format!("GET {path} HTTP/1.1\r\nHost: c.test\r\n{extra}Connection: close\r\n\r\n"),
-    )
-    .await
-}
-
 async fn purge(addr: SocketAddr, path: &str, extra: &str) -> RawResponse {
-    exchange(
-        addr,
-        format!("PURGE {path} HTTP/1.1\r\nHost: c.test\r\n{extra}Connection: close\r\n\r\n"),
-    )
-    .await
+    request(addr, "PURGE", path, extra).await
 }
 
 /// Sends `request` from local address `from`, reads to the end.

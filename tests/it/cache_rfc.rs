@@ -21,7 +21,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::harness::origin::{Origin, OriginBody, full, handler};
-use crate::harness::raw::{RawConn, RawResponse, exchange};
+use crate::harness::raw::{RawConn, RawResponse, exchange, get, request};
 use crate::harness::{Server, WorkDir};
 
 /// One request as the origin received it.
@@ -146,20 +146,11 @@ fn start(origin: &Origin) -> Server {
 }
 
 async fn send(server: &Server, method: &str, target: &str, extra: &str) -> RawResponse {
-    exchange(
+    request(
         server.addr(),
-        format!(
-            "{method} {target} HTTP/1.1\r\nHost: c.test\r\n{extra}Content-Length: 0\r\n\
-             Connection: close\r\n\r\n"
-        ),
-    )
-    .await
-}
-
-async fn get(server: &Server, target: &str, extra: &str) -> RawResponse {
-    exchange(
-        server.addr(),
-        format!("GET {target} HTTP/1.1\r\nHost: c.test\r\n{extra}Connection: close\r\n\r\n"),
+        method,
+        target,
+        &format!("{extra}Content-Length: 0\r\n"),
     )
     .await
 }
@@ -171,26 +162,6 @@ async fn head(server: &Server, target: &str, extra: &str) -> RawResponse {
     ))
     .await;
     conn.read_head_response().await
-}
-
-fn cache_status(res: &RawResponse) -> &str {
-    res.header("cache-status").unwrap_or("")
-}
-
-#[track_caller]
-fn assert_hit(res: &RawResponse) {
-    assert!(
-        cache_status(res).starts_with("portico; hit"),
-        "expected a hit:\n{res}"
-    );
-}
-
-#[track_caller]
-fn assert_not_hit(res: &RawResponse) {
-    assert!(
-        !cache_status(res).contains("hit"),
-        "expected no hit:\n{res}"
-    );
 }
 
 /// An HTTP-date `secs` seconds from now (negative: in the past).
@@ -273,9 +244,9 @@ async fn unrecognized_fields_and_set_cookie_are_stored_and_served() {
     })
     .await;
     let server = start(&origin);
-    get(&server, "/f", "").await;
-    let hit = get(&server, "/f", "").await;
-    assert_hit(&hit);
+    get(server.addr(), "/f", "").await;
+    let hit = get(server.addr(), "/f", "").await;
+    hit.assert_hit();
     assert_eq!(hit.text(), "body 1");
     assert_eq!(hit.header("x-unknown-field"), Some("kept; as=is"));
     assert_eq!(hit.header("set-cookie"), Some("a=1"));
@@ -301,9 +272,9 @@ async fn connection_named_and_proxy_specific_fields_are_not_served_from_the_cach
     })
     .await;
     let server = start(&origin);
-    get(&server, "/p", "").await;
-    let hit = get(&server, "/p", "").await;
-    assert_hit(&hit);
+    get(server.addr(), "/p", "").await;
+    let hit = get(server.addr(), "/p", "").await;
+    hit.assert_hit();
     for field in ["x-hop", "proxy-authenticate", "proxy-authentication-info"] {
         assert_eq!(hit.header(field), None, "{field} in\n{hit}");
     }
@@ -321,10 +292,10 @@ async fn trailer_fields_are_not_stored_as_header_fields() {
     })
     .await;
     let server = Server::start(WorkDir::new(), &config(origin.addr, ""));
-    let first = get(&server, "/t", "").await;
+    let first = get(server.addr(), "/t", "").await;
     assert_eq!(first.text(), "hello");
-    let hit = get(&server, "/t", "").await;
-    assert_hit(&hit);
+    let hit = get(server.addr(), "/t", "").await;
+    hit.assert_hit();
     assert_eq!(hit.text(), "hello");
     assert_eq!(hit.header("x-checksum"), None, "{hit}");
     assert_eq!(origin.served(), 1);
@@ -356,10 +327,10 @@ async fn an_incomplete_response_is_not_used_to_answer_a_later_request() {
         "{}",
         String::from_utf8_lossy(&broken)
     );
-    let second = get(&server, "/cut", "").await;
+    let second = get(server.addr(), "/cut", "").await;
     second.assert_status(200);
     assert_eq!(second.text(), "whole");
-    assert_not_hit(&second);
+    second.assert_not_hit();
     assert_eq!(origin.served(), 2);
 }
 
@@ -385,7 +356,7 @@ async fn a_206_is_not_stored_nor_served_to_a_request_without_range() {
     })
     .await;
     let server = start(&origin);
-    let part = get(&server, "/r", "Range: bytes=0-1\r\n").await;
+    let part = get(server.addr(), "/r", "Range: bytes=0-1\r\n").await;
     part.assert_status(206);
     assert_eq!(part.text(), "01");
     assert_eq!(
@@ -393,7 +364,7 @@ async fn a_206_is_not_stored_nor_served_to_a_request_without_range() {
         "",
         "the whole response was asked for"
     );
-    let whole = get(&server, "/r", "").await;
+    let whole = get(server.addr(), "/r", "").await;
     whole.assert_status(200);
     assert_eq!(whole.text(), "0123456789");
     assert_eq!(
@@ -401,10 +372,10 @@ async fn a_206_is_not_stored_nor_served_to_a_request_without_range() {
         1,
         "the range was cut from the stored response"
     );
-    let first = get(&server, "/always-partial", "").await;
+    let first = get(server.addr(), "/always-partial", "").await;
     first.assert_status(206);
-    let again = get(&server, "/always-partial", "").await;
-    assert_not_hit(&again);
+    let again = get(server.addr(), "/always-partial", "").await;
+    again.assert_not_hit();
     assert_eq!(log.count("/always-partial"), 2);
 }
 
@@ -432,8 +403,8 @@ async fn must_understand_needs_a_known_status_and_then_overrides_no_store() {
         "/understood",
     ];
     for target in targets {
-        get(&server, target, "").await;
-        get(&server, target, "").await;
+        get(server.addr(), target, "").await;
+        get(server.addr(), target, "").await;
     }
     let counts: Vec<usize> = targets.iter().map(|t| log.count(t)).collect();
     assert_eq!(counts, [2, 1, 2, 1], "origin requests for {targets:?}");
@@ -449,10 +420,10 @@ async fn responses_without_content_are_stored() {
     .await;
     let server = start(&origin);
     for (target, status) in [("/204", 204), ("/empty", 200)] {
-        get(&server, target, "").await.assert_status(status);
-        let again = get(&server, target, "").await;
+        get(server.addr(), target, "").await.assert_status(status);
+        let again = get(server.addr(), target, "").await;
         again.assert_status(status);
-        assert_hit(&again);
+        again.assert_hit();
         assert_eq!(log.count(target), 1, "{target}");
     }
     // RFC 9110 §8.6: a 204 never carries Content-Length, in either lane (plain requests on a
@@ -462,7 +433,7 @@ async fn responses_without_content_are_stored() {
         conn.send("GET /204 HTTP/1.1\r\nHost: c.test\r\n\r\n").await;
         let res = conn.read_response().await;
         res.assert_status(204);
-        assert_hit(&res);
+        res.assert_hit();
         assert_eq!(res.header("content-length"), None, "{res}");
     }
 }
@@ -473,10 +444,10 @@ async fn no_store_in_the_request_keeps_the_response_out_of_the_cache() {
     let (origin, log) =
         origin(|a| res(200, &[("cache-control", "max-age=60")], format!("{}", a.n))).await;
     let server = start(&origin);
-    let first = get(&server, "/ns", "Cache-Control: no-store\r\n").await;
-    assert!(!cache_status(&first).contains("stored"), "{first}");
-    let second = get(&server, "/ns", "").await;
-    assert_not_hit(&second);
+    let first = get(server.addr(), "/ns", "Cache-Control: no-store\r\n").await;
+    assert!(!first.cache_status().contains("stored"), "{first}");
+    let second = get(server.addr(), "/ns", "").await;
+    second.assert_not_hit();
     assert_eq!(second.text(), "2");
     assert_eq!(log.count("/ns"), 2);
 }
@@ -501,9 +472,9 @@ async fn responses_to_authorized_requests_are_shared_when_a_directive_allows_it(
     let server = start(&origin);
     let auth = "Authorization: Basic eDp5\r\n";
     for target in ["/public", "/s-maxage", "/must-revalidate"] {
-        get(&server, target, auth).await;
-        let again = get(&server, target, auth).await;
-        assert_hit(&again);
+        get(server.addr(), target, auth).await;
+        let again = get(server.addr(), target, auth).await;
+        again.assert_hit();
         assert_eq!(again.text(), format!("{target} 1"));
         assert_eq!(log.count(target), 1);
     }
@@ -517,11 +488,11 @@ async fn the_query_is_part_of_the_target_that_must_match() {
     let (origin, log) =
         origin(|a| res(200, &[("cache-control", "max-age=60")], a.target.clone())).await;
     let server = start(&origin);
-    assert_eq!(get(&server, "/q?a=1", "").await.text(), "/q?a=1");
-    let other = get(&server, "/q?a=2", "").await;
-    assert_not_hit(&other);
+    assert_eq!(get(server.addr(), "/q?a=1", "").await.text(), "/q?a=1");
+    let other = get(server.addr(), "/q?a=2", "").await;
+    other.assert_not_hit();
     assert_eq!(other.text(), "/q?a=2");
-    assert_hit(&get(&server, "/q?a=1", "").await);
+    get(server.addr(), "/q?a=1", "").await.assert_hit();
     assert_eq!(log.count("/q?a=1") + log.count("/q?a=2"), 2);
 }
 
@@ -537,9 +508,9 @@ async fn vary_star_never_matches() {
     })
     .await;
     let server = start(&origin);
-    get(&server, "/v", "").await;
-    let second = get(&server, "/v", "").await;
-    assert_not_hit(&second);
+    get(server.addr(), "/v", "").await;
+    let second = get(server.addr(), "/v", "").await;
+    second.assert_not_hit();
     assert_eq!(log.count("/v"), 2);
 }
 
@@ -559,12 +530,14 @@ async fn every_vary_field_must_match_and_absent_matches_only_absent() {
     })
     .await;
     let server = start(&origin);
-    get(&server, "/m", "X-Lang: en\r\n").await;
-    assert_hit(&get(&server, "/m", "X-Lang: en\r\n").await);
-    let with_mode = get(&server, "/m", "X-Lang: en\r\nX-Mode: a\r\n").await;
-    assert_not_hit(&with_mode);
-    let other_lang = get(&server, "/m", "X-Lang: fr\r\n").await;
-    assert_not_hit(&other_lang);
+    get(server.addr(), "/m", "X-Lang: en\r\n").await;
+    get(server.addr(), "/m", "X-Lang: en\r\n")
+        .await
+        .assert_hit();
+    let with_mode = get(server.addr(), "/m", "X-Lang: en\r\nX-Mode: a\r\n").await;
+    with_mode.assert_not_hit();
+    let other_lang = get(server.addr(), "/m", "X-Lang: fr\r\n").await;
+    other_lang.assert_not_hit();
     assert_eq!(log.count("/m"), 3);
 }
 
@@ -581,9 +554,9 @@ async fn the_served_age_includes_the_age_the_origin_sent() {
     })
     .await;
     let server = start(&origin);
-    get(&server, "/a", "").await;
-    let hit = get(&server, "/a", "").await;
-    assert_hit(&hit);
+    get(server.addr(), "/a", "").await;
+    let hit = get(server.addr(), "/a", "").await;
+    hit.assert_hit();
     let age: u64 = hit.header("age").unwrap().parse().unwrap();
     assert!((100..200).contains(&age), "Age {age}");
     assert_eq!(hit.header_all("age").len(), 1);
@@ -604,9 +577,9 @@ async fn age_and_a_past_date_make_a_response_stale_on_arrival() {
     .await;
     let server = start(&origin);
     for target in ["/aged", "/dated"] {
-        get(&server, target, "").await;
-        let second = get(&server, target, "").await;
-        assert_not_hit(&second);
+        get(server.addr(), target, "").await;
+        let second = get(server.addr(), target, "").await;
+        second.assert_not_hit();
         assert_eq!(log.count(target), 2, "{target}");
     }
 }
@@ -622,11 +595,11 @@ async fn a_response_without_date_is_stored_with_the_time_it_was_received() {
     })
     .await;
     let server = Server::start(WorkDir::new(), &config(origin.addr, ""));
-    let first = get(&server, "/nd", "").await;
+    let first = get(server.addr(), "/nd", "").await;
     let received = first.header("date").expect("a Date added").to_string();
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let hit = get(&server, "/nd", "").await;
-    assert_hit(&hit);
+    let hit = get(server.addr(), "/nd", "").await;
+    hit.assert_hit();
     assert_eq!(hit.header("date"), Some(received.as_str()), "{hit}");
     assert_eq!(origin.served(), 1);
 }
@@ -650,8 +623,8 @@ async fn s_maxage_and_max_age_override_expires() {
     .await;
     let server = start(&origin);
     for target in ["/s", "/m"] {
-        get(&server, target, "").await;
-        assert_hit(&get(&server, target, "").await);
+        get(server.addr(), target, "").await;
+        get(server.addr(), target, "").await.assert_hit();
         assert_eq!(log.count(target), 1, "{target}");
     }
 }
@@ -676,9 +649,9 @@ async fn expires_zero_or_invalid_means_already_expired() {
     .await;
     let server = start(&origin);
     for target in ["/zero", "/garbage"] {
-        get(&server, target, "").await;
-        let second = get(&server, target, "").await;
-        assert_not_hit(&second);
+        get(server.addr(), target, "").await;
+        let second = get(server.addr(), target, "").await;
+        second.assert_not_hit();
         assert_eq!(log.count(target), 2, "{target}");
     }
 }
@@ -697,8 +670,8 @@ async fn expires_in_the_obsolete_date_formats_gives_freshness() {
     .await;
     let server = start(&origin);
     for target in ["/rfc850", "/asctime"] {
-        get(&server, target, "").await;
-        assert_hit(&get(&server, target, "").await);
+        get(server.addr(), target, "").await;
+        get(server.addr(), target, "").await.assert_hit();
         assert_eq!(log.count(target), 1, "{target}");
     }
 }
@@ -718,14 +691,14 @@ async fn heuristic_freshness_only_for_heuristically_cacheable_statuses() {
     })
     .await;
     let server = start(&origin);
-    get(&server, "/missing", "").await;
-    let again = get(&server, "/missing", "").await;
+    get(server.addr(), "/missing", "").await;
+    let again = get(server.addr(), "/missing", "").await;
     again.assert_status(404);
-    assert_hit(&again);
-    get(&server, "/moved", "").await;
-    let moved = get(&server, "/moved", "").await;
+    again.assert_hit();
+    get(server.addr(), "/moved", "").await;
+    let moved = get(server.addr(), "/moved", "").await;
     moved.assert_status(302);
-    assert_not_hit(&moved);
+    moved.assert_not_hit();
     assert_eq!((log.count("/missing"), log.count("/moved")), (1, 2));
 }
 
@@ -748,8 +721,8 @@ async fn a_stale_response_is_not_served_without_permission() {
     })
     .await;
     let server = start(&origin);
-    get(&server, "/s", "").await;
-    let second = get(&server, "/s", "").await;
+    get(server.addr(), "/s", "").await;
+    let second = get(server.addr(), "/s", "").await;
     second.assert_status(500);
     assert_eq!(second.text(), "origin error");
 }
@@ -767,13 +740,15 @@ async fn max_stale_accepts_staleness_up_to_its_value() {
     })
     .await;
     let server = start(&origin);
-    get(&server, "/ms", "").await;
-    let any = get(&server, "/ms", "Cache-Control: max-stale\r\n").await;
-    assert_hit(&any);
+    get(server.addr(), "/ms", "").await;
+    let any = get(server.addr(), "/ms", "Cache-Control: max-stale\r\n").await;
+    any.assert_hit();
     assert_eq!(any.text(), "1");
-    assert_hit(&get(&server, "/ms", "Cache-Control: max-stale=1000\r\n").await);
-    let too_stale = get(&server, "/ms", "Cache-Control: max-stale=30\r\n").await;
-    assert_not_hit(&too_stale);
+    get(server.addr(), "/ms", "Cache-Control: max-stale=1000\r\n")
+        .await
+        .assert_hit();
+    let too_stale = get(server.addr(), "/ms", "Cache-Control: max-stale=30\r\n").await;
+    too_stale.assert_not_hit();
     assert_eq!(log.count("/ms"), 2);
 }
 
@@ -796,9 +771,9 @@ async fn revalidate_directives_forbid_stale_even_with_max_stale() {
     .await;
     let server = start(&origin);
     for target in ["/must", "/proxy", "/smaxage"] {
-        get(&server, target, "").await;
-        let second = get(&server, target, "Cache-Control: max-stale\r\n").await;
-        assert_not_hit(&second);
+        get(server.addr(), target, "").await;
+        let second = get(server.addr(), target, "Cache-Control: max-stale\r\n").await;
+        second.assert_not_hit();
         assert_eq!(second.text(), "2", "{target}");
         assert_eq!(log.count(target), 2, "{target}");
     }
@@ -819,13 +794,13 @@ async fn must_revalidate_answers_an_error_when_the_origin_is_unreachable() {
     })
     .await;
     let server = Server::start(WorkDir::new(), &config(origin.addr, "grace = \"1h\""));
-    get(&server, "/must", "").await;
-    get(&server, "/lenient", "").await;
+    get(server.addr(), "/must", "").await;
+    get(server.addr(), "/lenient", "").await;
     origin.stop();
-    let lenient = get(&server, "/lenient", "").await;
+    let lenient = get(server.addr(), "/lenient", "").await;
     lenient.assert_status(200);
     assert_eq!(lenient.text(), "stored");
-    let must = get(&server, "/must", "").await;
+    let must = get(server.addr(), "/must", "").await;
     assert!(
         must.status == 502 || must.status == 504,
         "an error, not the stale response:\n{must}"
@@ -862,8 +837,8 @@ async fn validation_sends_the_stored_etag_and_last_modified() {
     })
     .await;
     let server = start(&origin);
-    get(&server, "/val", "").await;
-    let second = get(&server, "/val", "").await;
+    get(server.addr(), "/val", "").await;
+    let second = get(server.addr(), "/val", "").await;
     second.assert_status(200);
     assert_eq!(second.text(), "first");
     let asked = log.last("/val");
@@ -903,9 +878,9 @@ async fn a_304_updates_stored_fields_but_not_content_length() {
     })
     .await;
     let server = start(&origin);
-    get(&server, "/u", "").await;
-    let validated = get(&server, "/u", "").await;
-    let hit = get(&server, "/u", "").await;
+    get(server.addr(), "/u", "").await;
+    let validated = get(server.addr(), "/u", "").await;
+    let hit = get(server.addr(), "/u", "").await;
     for res in [&validated, &hit] {
         res.assert_status(200);
         assert_eq!(res.text(), "0123456789");
@@ -914,7 +889,7 @@ async fn a_304_updates_stored_fields_but_not_content_length() {
         assert_eq!(res.header("x-kept"), Some("yes"));
         assert_eq!(res.header("cache-control"), Some("max-age=60"));
     }
-    assert_hit(&hit);
+    hit.assert_hit();
     let age: u64 = hit.header("age").unwrap().parse().unwrap();
     assert!(age < 60, "Age {age}");
     assert_eq!(log.count("/u"), 2);
@@ -941,8 +916,8 @@ async fn a_304_for_another_etag_updates_nothing_and_the_client_gets_a_full_respo
     })
     .await;
     let server = start(&origin);
-    get(&server, "/o", "").await;
-    let second = get(&server, "/o", "").await;
+    get(server.addr(), "/o", "").await;
+    let second = get(server.addr(), "/o", "").await;
     second.assert_status(200);
     assert_eq!(second.header("x-version"), None);
     assert!(second.text().starts_with("full "), "{second}");
@@ -967,13 +942,13 @@ async fn a_full_response_to_validation_answers_and_replaces_the_stored_one() {
     })
     .await;
     let server = start(&origin);
-    get(&server, "/full", "").await;
-    let second = get(&server, "/full", "").await;
+    get(server.addr(), "/full", "").await;
+    let second = get(server.addr(), "/full", "").await;
     assert_eq!(second.text(), "version 2");
     assert_eq!(log.last("/full").header("if-none-match"), "\"e1\"");
     // Age: 5 on a max-age=60: still fresh.
-    let third = get(&server, "/full", "").await;
-    assert_hit(&third);
+    let third = get(server.addr(), "/full", "").await;
+    third.assert_hit();
     assert_eq!(third.text(), "version 2");
     assert_eq!(log.count("/full"), 2);
 }
@@ -996,18 +971,18 @@ async fn a_fresh_stored_response_answers_conditional_requests() {
     })
     .await;
     let server = start(&origin);
-    get(&server, "/c", "").await;
-    let matching = get(&server, "/c", "If-None-Match: \"x\", \"e1\"\r\n").await;
+    get(server.addr(), "/c", "").await;
+    let matching = get(server.addr(), "/c", "If-None-Match: \"x\", \"e1\"\r\n").await;
     matching.assert_status(304);
     assert_eq!(matching.header("etag"), Some("W/\"e1\""));
     assert!(matching.body.is_empty());
-    let other = get(&server, "/c", "If-None-Match: \"e2\"\r\n").await;
+    let other = get(server.addr(), "/c", "If-None-Match: \"e2\"\r\n").await;
     other.assert_status(200);
     assert_eq!(other.text(), "1");
     let since = format!("If-Modified-Since: {}\r\n", date_in(0));
-    get(&server, "/c", &since).await.assert_status(304);
+    get(server.addr(), "/c", &since).await.assert_status(304);
     let before = format!("If-Modified-Since: {}\r\n", date_in(-10 * 86_400));
-    get(&server, "/c", &before).await.assert_status(200);
+    get(server.addr(), "/c", &before).await.assert_status(200);
     assert_eq!(log.count("/c"), 1);
 }
 
@@ -1032,9 +1007,9 @@ async fn no_cache_responses_are_validated_before_every_reuse() {
     })
     .await;
     let server = start(&origin);
-    get(&server, "/nc", "").await;
+    get(server.addr(), "/nc", "").await;
     for _ in 0..2 {
-        let again = get(&server, "/nc", "").await;
+        let again = get(server.addr(), "/nc", "").await;
         again.assert_status(200);
         assert_eq!(again.text(), "body 1");
     }
@@ -1059,9 +1034,12 @@ async fn no_cache_with_a_field_name_reuses_the_rest_without_that_field() {
     })
     .await;
     let server = start(&origin);
-    assert_eq!(get(&server, "/nf", "").await.header("x-secret"), Some("s"));
-    let hit = get(&server, "/nf", "").await;
-    assert_hit(&hit);
+    assert_eq!(
+        get(server.addr(), "/nf", "").await.header("x-secret"),
+        Some("s")
+    );
+    let hit = get(server.addr(), "/nf", "").await;
+    hit.assert_hit();
     assert_eq!(hit.header("x-secret"), None, "{hit}");
     assert_eq!(hit.header("x-public"), Some("p"));
     assert_eq!(log.count("/nf"), 1);
@@ -1084,9 +1062,9 @@ async fn private_with_a_field_name_stores_the_rest_without_that_field() {
     })
     .await;
     let server = start(&origin);
-    get(&server, "/pf", "").await;
-    let hit = get(&server, "/pf", "").await;
-    assert_hit(&hit);
+    get(server.addr(), "/pf", "").await;
+    let hit = get(server.addr(), "/pf", "").await;
+    hit.assert_hit();
     assert_eq!(hit.header("set-cookie"), None, "{hit}");
     assert_eq!(hit.header("x-public"), Some("p"));
     assert_eq!(log.count("/pf"), 1);
@@ -1106,21 +1084,26 @@ async fn unknown_directives_are_ignored_and_passed_through() {
     })
     .await;
     let server = start(&origin);
-    let first = get(&server, "/ext", "Cache-Control: max-stale=5, x-req-ext\r\n").await;
+    let first = get(
+        server.addr(),
+        "/ext",
+        "Cache-Control: max-stale=5, x-req-ext\r\n",
+    )
+    .await;
     assert_eq!(
         log.last("/ext").header("cache-control"),
         "max-stale=5, x-req-ext"
     );
-    let hit = get(&server, "/ext", "").await;
-    assert_hit(&hit);
+    let hit = get(server.addr(), "/ext", "").await;
+    hit.assert_hit();
     for res in [&first, &hit] {
         assert_eq!(
             res.header("cache-control"),
             Some("max-age=60, community=\"UCI\", x-ext=\"a,b\"")
         );
     }
-    get(&server, "/priv", "").await;
-    assert_not_hit(&get(&server, "/priv", "").await);
+    get(server.addr(), "/priv", "").await;
+    get(server.addr(), "/priv", "").await.assert_not_hit();
     assert_eq!(log.count("/priv"), 2);
 }
 
@@ -1143,7 +1126,7 @@ async fn no_transform_content_is_passed_unchanged() {
     .await;
     let server = start(&origin);
     for _ in 0..2 {
-        let res = get(&server, "/nt", "Accept-Encoding: gzip, br\r\n").await;
+        let res = get(server.addr(), "/nt", "Accept-Encoding: gzip, br\r\n").await;
         assert_eq!(res.header("content-encoding"), None);
         assert_eq!(res.text(), text);
     }
@@ -1176,14 +1159,16 @@ async fn request_max_age_limits_the_age_accepted() {
     })
     .await;
     let server = start(&origin);
-    get(&server, "/ma", "").await;
-    assert_hit(&get(&server, "/ma", "Cache-Control: max-age=100\r\n").await);
+    get(server.addr(), "/ma", "").await;
+    get(server.addr(), "/ma", "Cache-Control: max-age=100\r\n")
+        .await
+        .assert_hit();
     assert_eq!(log.count("/ma"), 1);
-    let younger = get(&server, "/ma", "Cache-Control: max-age=10\r\n").await;
+    let younger = get(server.addr(), "/ma", "Cache-Control: max-age=10\r\n").await;
     younger.assert_status(200);
     assert_eq!(younger.text(), "body 1");
     assert_eq!(log.count("/ma"), 2);
-    let zero = get(&server, "/ma", "Cache-Control: max-age=0\r\n").await;
+    let zero = get(server.addr(), "/ma", "Cache-Control: max-age=0\r\n").await;
     zero.assert_status(200);
     assert_eq!(zero.text(), "body 1");
     assert_eq!(log.count("/ma"), 3);
@@ -1196,10 +1181,12 @@ async fn request_min_fresh_asks_for_remaining_freshness() {
     let (origin, log) =
         origin(|a| res(200, &[("cache-control", "max-age=60")], format!("{}", a.n))).await;
     let server = start(&origin);
-    get(&server, "/mf", "").await;
-    assert_hit(&get(&server, "/mf", "Cache-Control: min-fresh=10\r\n").await);
-    let more = get(&server, "/mf", "Cache-Control: min-fresh=120\r\n").await;
-    assert_not_hit(&more);
+    get(server.addr(), "/mf", "").await;
+    get(server.addr(), "/mf", "Cache-Control: min-fresh=10\r\n")
+        .await
+        .assert_hit();
+    let more = get(server.addr(), "/mf", "Cache-Control: min-fresh=120\r\n").await;
+    more.assert_not_hit();
     assert_eq!(log.count("/mf"), 2);
 }
 
@@ -1210,18 +1197,22 @@ async fn request_no_cache_and_pragma_validate_before_reuse() {
     let (origin, log) =
         origin(|a| res(200, &[("cache-control", "max-age=60")], format!("{}", a.n))).await;
     let server = start(&origin);
-    get(&server, "/rn", "").await;
-    assert_not_hit(&get(&server, "/rn", "Cache-Control: no-cache\r\n").await);
+    get(server.addr(), "/rn", "").await;
+    get(server.addr(), "/rn", "Cache-Control: no-cache\r\n")
+        .await
+        .assert_not_hit();
     assert_eq!(log.count("/rn"), 2);
-    assert_not_hit(&get(&server, "/rn", "Pragma: no-cache\r\n").await);
+    get(server.addr(), "/rn", "Pragma: no-cache\r\n")
+        .await
+        .assert_not_hit();
     assert_eq!(log.count("/rn"), 3);
     let with_cc = get(
-        &server,
+        server.addr(),
         "/rn",
         "Pragma: no-cache\r\nCache-Control: max-stale\r\n",
     )
     .await;
-    assert_hit(&with_cc);
+    with_cc.assert_hit();
     assert_eq!(log.count("/rn"), 3);
 }
 
@@ -1238,12 +1229,12 @@ async fn only_if_cached_does_not_contact_the_origin_for_a_stale_response() {
     })
     .await;
     let server = start(&origin);
-    get(&server, "/oic", "").await;
-    let only = get(&server, "/oic", "Cache-Control: only-if-cached\r\n").await;
+    get(server.addr(), "/oic", "").await;
+    let only = get(server.addr(), "/oic", "Cache-Control: only-if-cached\r\n").await;
     only.assert_status(504);
     assert_eq!(log.count("/oic"), 1);
     let accepting = get(
-        &server,
+        server.addr(),
         "/oic",
         "Cache-Control: only-if-cached, max-stale\r\n",
     )
@@ -1269,14 +1260,14 @@ async fn unsafe_methods_invalidate_the_target_uri_only_on_success() {
     .await;
     let server = start(&origin);
     for (method, target) in [("PUT", "/put"), ("DELETE", "/delete"), ("FROB", "/frob")] {
-        get(&server, target, "").await;
-        assert_hit(&get(&server, target, "").await);
+        get(server.addr(), target, "").await;
+        get(server.addr(), target, "").await.assert_hit();
         send(&server, method, target, "").await.assert_status(200);
-        assert_not_hit(&get(&server, target, "").await);
+        get(server.addr(), target, "").await.assert_not_hit();
     }
-    get(&server, "/kept", "").await;
+    get(server.addr(), "/kept", "").await;
     send(&server, "POST", "/kept", "").await.assert_status(500);
-    assert_hit(&get(&server, "/kept", "").await);
+    get(server.addr(), "/kept", "").await.assert_hit();
     assert_eq!(log.count("/kept"), 2);
 }
 
@@ -1316,19 +1307,19 @@ async fn location_and_content_location_are_invalidated_only_on_the_same_origin()
         )
     };
     for target in ["/created", "/described"] {
-        get(&server, target, "").await;
+        get(server.addr(), target, "").await;
     }
     for target in ["/foreign", "/foreign2"] {
         elsewhere(target).await;
-        assert_hit(&elsewhere(target).await);
+        (elsewhere(target).await).assert_hit();
     }
     send(&server, "POST", "/list", "").await.assert_status(201);
-    assert_not_hit(&get(&server, "/created", "").await);
-    assert_not_hit(&get(&server, "/described", "").await);
+    get(server.addr(), "/created", "").await.assert_not_hit();
+    get(server.addr(), "/described", "").await.assert_not_hit();
     // A PUT on c.test names URLs of elsewhere.test: another origin, not to be touched.
     send(&server, "PUT", "/item", "").await.assert_status(200);
-    assert_hit(&elsewhere("/foreign").await);
-    assert_hit(&elsewhere("/foreign2").await);
+    (elsewhere("/foreign").await).assert_hit();
+    (elsewhere("/foreign2").await).assert_hit();
 }
 
 // RFC 9111 §4 (the stored GET answers HEAD), §4.4 (HEAD is safe: it invalidates nothing) and
@@ -1347,15 +1338,15 @@ async fn a_head_never_replaces_or_invalidates_the_stored_get() {
     })
     .await;
     let server = start(&origin);
-    get(&server, "/h", "").await;
+    get(server.addr(), "/h", "").await;
     let answered = head(&server, "/h", "").await;
-    assert_hit(&answered);
+    answered.assert_hit();
     assert_eq!(answered.header("content-length"), Some("10"));
     // A HEAD that must go to the origin (no-cache), which answers 200 with a new ETag.
     let forwarded = head(&server, "/h", "Cache-Control: no-cache\r\n").await;
     forwarded.assert_status(200);
     assert_eq!(log.last("/h").method, "HEAD");
-    let after = get(&server, "/h", "").await;
+    let after = get(server.addr(), "/h", "").await;
     after.assert_status(200);
     assert_eq!(after.text(), "0123456789", "{after}");
     assert_eq!(after.header("content-length"), Some("10"));

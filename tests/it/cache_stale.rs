@@ -10,7 +10,7 @@ use std::time::Duration;
 use http::Response;
 
 use crate::harness::origin::{Origin, full, handler};
-use crate::harness::raw::{RawResponse, exchange};
+use crate::harness::raw::get;
 use crate::harness::{Server, WorkDir};
 
 /// Numbered answers, each path with its own `Cache-Control`.
@@ -60,14 +60,6 @@ proxy = {{ upstream = "app", cache = true }}
     )
 }
 
-async fn get(server: &Server, path: &str) -> RawResponse {
-    exchange(
-        server.addr(),
-        format!("GET {path} HTTP/1.1\r\nHost: s.test\r\nConnection: close\r\n\r\n"),
-    )
-    .await
-}
-
 /// Past the 1 s freshness of every stored response.
 async fn go_stale() {
     tokio::time::sleep(Duration::from_millis(2100)).await;
@@ -77,24 +69,24 @@ async fn go_stale() {
 async fn stale_while_revalidate_serves_at_once_and_refreshes_once() {
     let origin = origin().await;
     let server = Server::start(WorkDir::new(), &config(&origin, ""));
-    assert_eq!(get(&server, "/swr").await.text(), "/swr 1");
+    assert_eq!(get(server.addr(), "/swr", "").await.text(), "/swr 1");
     go_stale().await;
     // Stale: served as it is (a validation would have answered "/swr 2"), while one
     // background refresh runs for the burst.
-    let first = get(&server, "/swr").await;
+    let first = get(server.addr(), "/swr", "").await;
     assert_eq!(first.text(), "/swr 1");
     assert!(first.header("cache-status").unwrap().contains("hit"));
     for _ in 0..4 {
-        get(&server, "/swr").await.assert_status(200);
+        get(server.addr(), "/swr", "").await.assert_status(200);
     }
     for _ in 0..50 {
-        if get(&server, "/swr").await.text() == "/swr 2" {
+        if get(server.addr(), "/swr", "").await.text() == "/swr 2" {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(
-        get(&server, "/swr").await.text(),
+        get(server.addr(), "/swr", "").await.text(),
         "/swr 2",
         "the refresh was stored"
     );
@@ -105,11 +97,11 @@ async fn stale_while_revalidate_serves_at_once_and_refreshes_once() {
 async fn stale_while_revalidate_with_the_origin_stopped() {
     let mut origin = origin().await;
     let server = Server::start(WorkDir::new(), &config(&origin, ""));
-    assert_eq!(get(&server, "/swr").await.text(), "/swr 1");
+    assert_eq!(get(server.addr(), "/swr", "").await.text(), "/swr 1");
     origin.stop();
     go_stale().await;
     for _ in 0..3 {
-        let res = get(&server, "/swr").await;
+        let res = get(server.addr(), "/swr", "").await;
         res.assert_status(200);
         assert_eq!(res.text(), "/swr 1");
     }
@@ -119,15 +111,15 @@ async fn stale_while_revalidate_with_the_origin_stopped() {
 async fn stale_if_error_with_the_origin_stopped() {
     let mut origin = origin().await;
     let server = Server::start(WorkDir::new(), &config(&origin, ""));
-    assert_eq!(get(&server, "/sie").await.text(), "/sie 1");
-    assert_eq!(get(&server, "/plain").await.text(), "/plain 2");
+    assert_eq!(get(server.addr(), "/sie", "").await.text(), "/sie 1");
+    assert_eq!(get(server.addr(), "/plain", "").await.text(), "/plain 2");
     origin.stop();
     go_stale().await;
-    let res = get(&server, "/sie").await;
+    let res = get(server.addr(), "/sie", "").await;
     res.assert_status(200);
     assert_eq!(res.text(), "/sie 1");
     // No stale-if-error and no grace: the failure is the answer.
-    let plain = get(&server, "/plain").await;
+    let plain = get(server.addr(), "/plain", "").await;
     assert!(plain.status >= 500, "{plain:?}");
 }
 
@@ -135,10 +127,10 @@ async fn stale_if_error_with_the_origin_stopped() {
 async fn grace_serves_stale_with_the_origin_stopped() {
     let mut origin = origin().await;
     let server = Server::start(WorkDir::new(), &config(&origin, "grace = \"1h\""));
-    assert_eq!(get(&server, "/plain").await.text(), "/plain 1");
+    assert_eq!(get(server.addr(), "/plain", "").await.text(), "/plain 1");
     origin.stop();
     go_stale().await;
-    let res = get(&server, "/plain").await;
+    let res = get(server.addr(), "/plain", "").await;
     res.assert_status(200);
     assert_eq!(res.text(), "/plain 1");
     let age: u64 = res.header("age").unwrap().parse().unwrap();

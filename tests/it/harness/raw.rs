@@ -44,6 +44,21 @@ pub struct RawResponse {
     pub raw: Vec<u8>,
 }
 
+/// Sends `METHOD target` for host `c.test` with the `extra` field lines (each ending in
+/// CRLF) and `Connection: close`, and reads the response.
+pub async fn request(addr: SocketAddr, method: &str, target: &str, extra: &str) -> RawResponse {
+    exchange(
+        addr,
+        format!("{method} {target} HTTP/1.1\r\nHost: c.test\r\n{extra}Connection: close\r\n\r\n"),
+    )
+    .await
+}
+
+/// [`request`] with GET.
+pub async fn get(addr: SocketAddr, target: &str, extra: &str) -> RawResponse {
+    request(addr, "GET", target, extra).await
+}
+
 /// Connects, sends `request` as given, and reads one response.
 pub async fn exchange(addr: SocketAddr, request: impl AsRef<[u8]>) -> RawResponse {
     let mut conn = RawConn::connect(addr).await;
@@ -349,6 +364,27 @@ impl RawResponse {
 
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The `Cache-Status` field, or "".
+    pub fn cache_status(&self) -> &str {
+        self.header("cache-status").unwrap_or("")
+    }
+
+    #[track_caller]
+    pub fn assert_hit(&self) {
+        assert!(
+            self.cache_status().starts_with("portico; hit"),
+            "expected a hit:\n{self}"
+        );
+    }
+
+    #[track_caller]
+    pub fn assert_not_hit(&self) {
+        assert!(
+            !self.cache_status().contains("hit"),
+            "expected no hit:\n{self}"
+        );
     }
 
     #[track_caller]

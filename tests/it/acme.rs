@@ -299,15 +299,6 @@ respond = {{ body = "served over ACME" }}
     )
 }
 
-fn https_addr(server: &Server) -> SocketAddr {
-    server
-        .listeners()
-        .iter()
-        .find(|l| l.kind == "https")
-        .map(|l| l.addr)
-        .expect("an https listener")
-}
-
 fn mode(path: &std::path::Path) -> u32 {
     std::fs::metadata(path)
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
@@ -322,7 +313,7 @@ async fn a_site_gets_its_certificate_from_the_ca_and_keeps_it_across_a_restart()
     let http_port = free_port();
     let pebble = Pebble::start(&work, http_port, 3600);
     let server = Server::start(work, &config(&pebble, http_port, ""));
-    let https = https_addr(&server);
+    let https = server.addr_of("https");
 
     let serial =
         wait_for_pebble_certificate(https, "acme.test", None, Duration::from_secs(30)).await;
@@ -355,7 +346,7 @@ async fn a_site_gets_its_certificate_from_the_ca_and_keeps_it_across_a_restart()
     let work = server.into_work();
     let config = work.read_to_string("portico.toml").unwrap();
     let server = Server::start(work, &config);
-    let (issuer, again) = presented(https_addr(&server), "acme.test").await;
+    let (issuer, again) = presented(server.addr_of("https"), "acme.test").await;
     assert!(issuer.contains("Pebble"), "{issuer}");
     assert_eq!(
         again, serial,
@@ -381,7 +372,7 @@ async fn renewal(server_table: &str) {
     let pebble = Pebble::start(&work, http_port, 12);
     let config = config_with(&pebble, http_port, "renew_before = \"5s\"", server_table);
     let server = Server::start(work, &config);
-    let https = https_addr(&server);
+    let https = server.addr_of("https");
     let first =
         wait_for_pebble_certificate(https, "acme.test", None, Duration::from_secs(30)).await;
     let second =
@@ -420,7 +411,7 @@ respond = {{ body = "still here" }}
 "#
     );
     let server = Server::start(work, &config);
-    let (issuer, _) = presented(https_addr(&server), "acme.test").await;
+    let (issuer, _) = presented(server.addr_of("https"), "acme.test").await;
     assert!(issuer.contains("placeholder"), "{issuer}");
     let deadline = Instant::now() + Duration::from_secs(10);
     while !server.stderr().contains("ACME order failed") {

@@ -146,15 +146,6 @@ async fn via_proxy(addr: SocketAddr, host: &str) -> String {
     exchange_from("127.0.0.3", addr, &request).await
 }
 
-fn admin_addr(server: &Server) -> SocketAddr {
-    server
-        .listeners()
-        .iter()
-        .find(|l| l.kind == "admin")
-        .expect("an admin listener line")
-        .addr
-}
-
 /// Polls a status URL until its JSON says done (bounded).
 async fn until_done(addr: SocketAddr, location: &str) -> String {
     for _ in 0..50 {
@@ -297,7 +288,7 @@ async fn the_admin_api_and_ctl_purge() {
     let origin = origin().await;
     let server = Server::start(WorkDir::new(), &config(&origin, ""));
     let addr = server.addr();
-    let admin = admin_addr(&server);
+    let admin = server.addr_of("admin");
     warm(addr, "/tagged/x").await;
     warm(addr, "/one").await;
     let post = |query: &str| {
@@ -541,7 +532,7 @@ async fn a_single_process_keeps_its_own_ledger() {
     get(addr, "/tagged/s", "").await;
     get(addr, "/single", "").await;
     assert_eq!(origin.hits(), hits + 2, "both purged");
-    let admin = admin_addr(&server);
+    let admin = server.addr_of("admin");
     let status = get(admin, "/status", "").await;
     status.assert_status(200);
     assert!(status.text().contains("cache: hit "), "{}", status.text());

@@ -73,24 +73,6 @@ impl Ca {
 
 use rustls::pki_types::pem::PemObject;
 
-fn https_addr(server: &Server) -> SocketAddr {
-    server
-        .listeners()
-        .iter()
-        .find(|l| l.kind == "https")
-        .map(|l| l.addr)
-        .expect("an https listener")
-}
-
-fn http_addr(server: &Server) -> SocketAddr {
-    server
-        .listeners()
-        .iter()
-        .find(|l| l.kind == "http")
-        .map(|l| l.addr)
-        .expect("an http listener")
-}
-
 async fn connect(connector: &TlsConnector, addr: SocketAddr, sni: &str) -> TlsStream<TcpStream> {
     let tcp = TcpStream::connect(addr).await.unwrap();
     let name = ServerName::try_from(sni.to_string()).unwrap();
@@ -199,7 +181,7 @@ fn start(ca: &Ca) -> Server {
 async fn tls_1_3_and_1_2_handshakes_serve_requests_and_alpn_picks_h2_or_http_1_1() {
     let ca = Ca::new();
     let server = start(&ca);
-    let addr = https_addr(&server);
+    let addr = server.addr_of("https");
     for (versions, expected) in [
         (
             &[&rustls::version::TLS13][..],
@@ -249,7 +231,7 @@ async fn tls_1_3_and_1_2_handshakes_serve_requests_and_alpn_picks_h2_or_http_1_1
 async fn tls_1_1_and_older_are_refused() {
     let ca = Ca::new();
     let server = start(&ca);
-    let addr = https_addr(&server);
+    let addr = server.addr_of("https");
     for flag in ["-tls1_1", "-tls1"] {
         let out = std::process::Command::new("openssl")
             .args([
@@ -292,7 +274,7 @@ async fn tls_1_1_and_older_are_refused() {
 async fn sni_picks_each_sites_certificate_and_the_default_for_other_names() {
     let ca = Ca::new();
     let server = start(&ca);
-    let addr = https_addr(&server);
+    let addr = server.addr_of("https");
     let connector = ca.client(&[&rustls::version::TLS13], &[b"http/1.1"]);
     for (sni, names, body) in [
         ("a.test", vec!["a.test"], "site a\n"),
@@ -318,7 +300,7 @@ async fn sni_picks_each_sites_certificate_and_the_default_for_other_names() {
 async fn plain_http_is_redirected_to_https_and_https_answers_carry_hsts() {
     let ca = Ca::new();
     let server = start(&ca);
-    let (http, https) = (http_addr(&server), https_addr(&server));
+    let (http, https) = (server.addr_of("http"), server.addr_of("https"));
     let mut plain = TcpStream::connect(http).await.unwrap();
     let (head, _) = request(&mut plain, "GET /x?y=1 HTTP/1.1\r\nHost: a.test\r\n\r\n").await;
     assert!(head.starts_with("HTTP/1.1 301"), "{head}");
@@ -361,7 +343,7 @@ async fn plain_http_is_redirected_to_https_and_https_answers_carry_hsts() {
 async fn a_new_certificate_is_picked_up_on_hup_without_dropping_an_open_connection() {
     let ca = Ca::new();
     let server = start(&ca);
-    let addr = https_addr(&server);
+    let addr = server.addr_of("https");
     let connector = ca.client(&[&rustls::version::TLS13], &[b"http/1.1"]);
     let mut open = connect(&connector, addr, "a.test").await;
     assert_eq!(peer_serial(&open), vec![1]);
@@ -499,7 +481,7 @@ async fn the_local_ca_makes_certificates_a_client_can_trust() {
         ],
     );
     let connector = trusting(&ca_pem);
-    let mut tls = connect(&connector, https_addr(&server), "dev.test").await;
+    let mut tls = connect(&connector, server.addr_of("https"), "dev.test").await;
     let (head, body) = request(&mut tls, "GET / HTTP/1.1\r\nHost: dev.test\r\n\r\n").await;
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     assert_eq!(body, b"local https\n");
@@ -524,7 +506,7 @@ async fn the_local_ca_makes_certificates_a_client_can_trust() {
             "--tls-local",
         ],
     );
-    let mut tls = connect(&connector, https_addr(&server), "localhost").await;
+    let mut tls = connect(&connector, server.addr_of("https"), "localhost").await;
     let (head, _) = request(&mut tls, "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n").await;
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     assert_eq!(
@@ -556,7 +538,7 @@ client_ca = "clients-ca.pem"
 respond = { body = "site c\n" }
 "#;
     let server = Server::start(work, &site_config(extra));
-    let addr = https_addr(&server);
+    let addr = server.addr_of("https");
     let roots = {
         let mut roots = rustls::RootCertStore::empty();
         roots

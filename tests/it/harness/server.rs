@@ -152,6 +152,15 @@ impl Server {
         self.listeners.iter().map(|l| l.addr).collect()
     }
 
+    /// The first listener of `kind` (`http`, `https`, `admin`).
+    pub fn addr_of(&self, kind: &str) -> SocketAddr {
+        self.listeners
+            .iter()
+            .find(|l| l.kind == kind)
+            .map(|l| l.addr)
+            .unwrap_or_else(|| panic!("no {kind} listener; listeners: {:?}", self.listeners))
+    }
+
     pub fn listeners(&self) -> &[Listener] {
         &self.listeners
     }

@@ -34,16 +34,15 @@ pub struct Config {
 }
 
 impl Config {
-    /// Binds the parts kept in the data directory: ACME certificates are installed from
-    /// `DATA_DIR/acme` (or placeholders) and challenges are answered from there; the disk
-    /// cache without `disk_path` goes to `DATA_DIR/cache`.
+    /// Binds the parts kept in the data directory: ACME certificates and challenges live in
+    /// `DATA_DIR/acme` (the serving process installs the certificates: `process::worker`);
+    /// the disk cache without `disk_path` goes to `DATA_DIR/cache`.
     pub fn attach(&mut self, data_dir: &Path) {
         if let Some(cache) = &mut self.edge.cache {
             cache.attach(data_dir);
         }
         if let Some(acme) = &mut self.acme {
             let store = tls::acme::Store::new(data_dir);
-            acme.install(&store);
             self.edge.acme_challenges = Some(store.challenges());
             acme.store = Some(store);
         }

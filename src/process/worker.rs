@@ -69,6 +69,13 @@ async fn serve(
     counters: Option<Counters>,
     role: Role,
 ) -> ExitCode {
+    // Each site's ACME certificate from the store, or a placeholder until one is issued. Only
+    // a serving process does this: the master never presents a certificate.
+    if let Some(acme) = &config.acme
+        && let Some(store) = &acme.store
+    {
+        acme.install(store);
+    }
     let access_log = match config
         .telemetry
         .access_log

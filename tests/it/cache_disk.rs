@@ -135,7 +135,7 @@ async fn a_stored_response_is_served_from_disk_after_a_restart_without_the_origi
     let folder = disk_folder(server.work());
     wait_for_disk(&folder, "the stored object", |o| o.len() == 1).await;
     let work = server.into_work();
-    origin.stop();
+    origin.stop().await;
 
     let server = Server::start(work, &config);
     let again = get(server.addr(), "/warm", "").await;

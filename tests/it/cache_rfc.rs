@@ -796,7 +796,7 @@ async fn must_revalidate_answers_an_error_when_the_origin_is_unreachable() {
     let server = Server::start(WorkDir::new(), &config(origin.addr, "grace = \"1h\""));
     get(server.addr(), "/must", "").await;
     get(server.addr(), "/lenient", "").await;
-    origin.stop();
+    origin.stop().await;
     let lenient = get(server.addr(), "/lenient", "").await;
     lenient.assert_status(200);
     assert_eq!(lenient.text(), "stored");

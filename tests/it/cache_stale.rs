@@ -98,7 +98,7 @@ async fn stale_while_revalidate_with_the_origin_stopped() {
     let mut origin = origin().await;
     let server = Server::start(WorkDir::new(), &config(&origin, ""));
     assert_eq!(get(server.addr(), "/swr", "").await.text(), "/swr 1");
-    origin.stop();
+    origin.stop().await;
     go_stale().await;
     for _ in 0..3 {
         let res = get(server.addr(), "/swr", "").await;
@@ -113,7 +113,7 @@ async fn stale_if_error_with_the_origin_stopped() {
     let server = Server::start(WorkDir::new(), &config(&origin, ""));
     assert_eq!(get(server.addr(), "/sie", "").await.text(), "/sie 1");
     assert_eq!(get(server.addr(), "/plain", "").await.text(), "/plain 2");
-    origin.stop();
+    origin.stop().await;
     go_stale().await;
     let res = get(server.addr(), "/sie", "").await;
     res.assert_status(200);
@@ -128,7 +128,7 @@ async fn grace_serves_stale_with_the_origin_stopped() {
     let mut origin = origin().await;
     let server = Server::start(WorkDir::new(), &config(&origin, "grace = \"1h\""));
     assert_eq!(get(server.addr(), "/plain", "").await.text(), "/plain 1");
-    origin.stop();
+    origin.stop().await;
     go_stale().await;
     let res = get(server.addr(), "/plain", "").await;
     res.assert_status(200);

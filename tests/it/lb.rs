@@ -202,7 +202,7 @@ async fn consistent_hashing_moves_only_the_keys_of_a_member_that_leaves() {
     }
     // Member c leaves: its keys go to the others (a GET to it is retried on the next member
     // of the ring, then it is ejected); no other key moves.
-    origins[2].stop();
+    origins[2].stop().await;
     let after = owners(&mut client, KEYS).await;
     let mut moved = 0;
     for (k, (was, is)) in before.iter().zip(&after).enumerate() {
@@ -290,7 +290,7 @@ proxy = {{ upstream = "app" }}
     );
     let server = Server::start(WorkDir::new(), &config);
     let addr = server.addr();
-    a.stop();
+    a.stop().await;
     // Out within the checks: then every request succeeds, on b.
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut good_in_a_row = 0;

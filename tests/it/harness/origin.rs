@@ -48,6 +48,9 @@ pub struct Origin {
     active: Arc<AtomicUsize>,
     handler: Handler,
     task: Option<JoinHandle<()>>,
+    /// While stopped: the address, bound but not listening, so connections to it are refused
+    /// and no other test's socket can take the port meanwhile.
+    held: Option<tokio::net::TcpSocket>,
 }
 
 impl Origin {
@@ -89,6 +92,7 @@ impl Origin {
             active,
             handler,
             task: Some(task),
+            held: None,
         }
     }
 
@@ -102,8 +106,24 @@ impl Origin {
         self.active.load(Ordering::SeqCst)
     }
 
-    /// Closes the listener and every open connection: the member is dead.
-    pub fn stop(&mut self) {
+    /// Closes the listener and every open connection: the member is dead. Its address stays
+    /// held (bound, not listening: connections are refused) until [`Origin::restart`], so that
+    /// another test's socket cannot answer in its place.
+    pub async fn stop(&mut self) {
+        self.abort();
+        let held = bind_again(self.addr, |addr| {
+            let socket = tokio::net::TcpSocket::new_v4()?;
+            // As a listener binds (past connections in TIME_WAIT); a port a socket is bound
+            // to is still never handed out for port 0.
+            socket.set_reuseaddr(true)?;
+            socket.bind(addr)?;
+            Ok(socket)
+        })
+        .await;
+        self.held = Some(held);
+    }
+
+    fn abort(&mut self) {
         if let Some(task) = self.task.take() {
             task.abort();
         }
@@ -111,20 +131,15 @@ impl Origin {
 
     /// Starts again on the same address with the same handler.
     pub async fn restart(&mut self) {
-        self.stop();
-        // The aborted task drops its listener when it is next polled; give it that chance.
-        tokio::task::yield_now().await;
-        let mut again = None;
-        for _ in 0..100 {
-            match TcpListener::bind(self.addr).await {
-                Ok(listener) => {
-                    again = Some(listener);
-                    break;
-                }
-                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
-            }
-        }
-        let listener = again.unwrap_or_else(|| panic!("cannot bind {} again", self.addr));
+        self.abort();
+        self.held = None;
+        let listener = bind_again(self.addr, |addr| {
+            let socket = tokio::net::TcpSocket::new_v4()?;
+            socket.set_reuseaddr(true)?;
+            socket.bind(addr)?;
+            socket.listen(1024)
+        })
+        .await;
         self.task = Some(tokio::spawn(serve(
             listener,
             self.handler.clone(),
@@ -139,8 +154,20 @@ impl Origin {
 
 impl Drop for Origin {
     fn drop(&mut self) {
-        self.stop();
+        self.abort();
     }
+}
+
+/// Binds `addr` again with `bind`, once the aborted task that held it let go of it (it drops
+/// its listener when it is next polled): tried for up to 2 s.
+async fn bind_again<T>(addr: SocketAddr, bind: impl Fn(SocketAddr) -> std::io::Result<T>) -> T {
+    for _ in 0..100 {
+        match bind(addr) {
+            Ok(bound) => return bound,
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+        }
+    }
+    panic!("cannot bind {addr} again");
 }
 
 /// Wraps an async closure as a [`Handler`].

@@ -749,7 +749,7 @@ async fn the_reverse_proxy_quick_start_balances_over_its_origins() {
 
 #[tokio::test]
 async fn the_built_in_test_origin_answers_behind_a_proxied_route() {
-    let origin_addr = refused_addr();
+    let origin_addr = origin::free_addr();
     let config = format!(
         r#"
 [[upstream]]
@@ -800,7 +800,7 @@ httpbin = {{}}
 #[tokio::test]
 async fn http2_to_the_members_when_asked() {
     // The member is portico's own test origin, which speaks h2c with prior knowledge.
-    let origin_addr = refused_addr();
+    let origin_addr = origin::free_addr();
     let config = format!(
         r#"
 [[upstream]]

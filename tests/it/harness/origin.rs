@@ -354,8 +354,19 @@ impl Drop for RawOrigin {
     }
 }
 
-/// An address nothing listens on (bound, then closed).
-pub fn refused_addr() -> SocketAddr {
+/// A port free now (bound, then closed), for a server the test starts on it.
+pub fn free_addr() -> SocketAddr {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.local_addr().unwrap()
+}
+
+/// An address nothing listens on: bound and never listening, and kept so for the rest of the
+/// test run (the socket is leaked), so connections to it are refused and no other test's
+/// socket can be given its port.
+pub fn refused_addr() -> SocketAddr {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = socket.local_addr().unwrap();
+    std::mem::forget(socket);
+    addr
 }

@@ -213,8 +213,11 @@ async fn consistent_hashing_moves_only_the_keys_of_a_member_that_leaves() {
             assert_eq!(was, is, "key-{k} moved from {was} to {is}");
         }
     }
-    // About 1/3 of the keys, within what a ring of three can be off by.
-    assert!(moved <= KEYS / 3 + KEYS / 10, "{moved} of {KEYS} moved");
+    // How many moved is c's share, which depends on the ports the origins got: with 90 keys
+    // it is 1/3 only within a few standard deviations (once 44 of 90 in CI). The ring's
+    // balance is measured on fixed addresses and 20,000 keys by the unit test in
+    // `lb/policy/consistent_hash.rs`; here every key of c moved and no other did.
+    assert!(moved > 0);
     assert_eq!(owners(&mut client, KEYS).await, after, "keys moved again");
     client.close().await;
 }
